@@ -1,0 +1,57 @@
+# The two commands: `make run` and `make test`. See README.md.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+HOST ?= 127.0.0.1
+PORT ?= 8000
+PYTEST_ARGS ?=
+
+.PHONY: run test test-suite smoke bench check-deploy clean help
+
+help:
+	@echo "make run    - set up and serve admin + API on http://$(HOST):$(PORT)/ with demo data"
+	@echo "make test   - full suite on throwaway PostgreSQL + Redis, then the SQLite smoke lane"
+	@echo "make clean  - remove the virtualenv and the local database"
+
+# --- environment ------------------------------------------------------------------------
+$(PY):
+	@$(PYTHON) -m venv $(VENV) || { \
+	  echo "Could not create a virtualenv. On Debian/Ubuntu: sudo apt-get install python3-venv"; exit 2; }
+	@$(PY) -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed-run: pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e .
+	@touch $@
+
+$(VENV)/.installed-dev: pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $@ $(VENV)/.installed-run
+
+# --- make run -----------------------------------------------------------------------------
+run: $(VENV)/.installed-run
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py demo_load --base-url http://$(HOST):$(PORT)
+	$(PY) manage.py runserver $(HOST):$(PORT)
+
+# --- make test ----------------------------------------------------------------------------
+# The whole suite on real PostgreSQL and Redis (started on free ports by scripts/testenv.py
+# unless DATABASE_URL / REDIS_URL are given), then the smoke lane on the SQLite default.
+test: $(VENV)/.installed-dev
+	$(PY) scripts/system_deps.py
+	$(PY) scripts/testenv.py -- $(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) scripts/smoke.py
+
+test-suite: $(VENV)/.installed-dev
+	$(PY) scripts/testenv.py -- $(PY) -m pytest $(PYTEST_ARGS)
+
+smoke: $(VENV)/.installed-dev
+	$(PY) scripts/smoke.py
+
+check-deploy: $(VENV)/.installed-run
+	DJANGO_SETTINGS_MODULE=config.settings.production SECRET_KEY=$$($(PY) -c 'import secrets; print(secrets.token_urlsafe(50))') \
+	ALLOWED_HOSTS=ott.example DATABASE_URL=$${DATABASE_URL:-postgres://localhost/ottbss} REDIS_URL=$${REDIS_URL:-redis://localhost:6379/0} \
+	$(PY) manage.py check --deploy --fail-level WARNING
+
+clean:
+	rm -rf $(VENV) data staticfiles *.egg-info

@@ -1,0 +1,7 @@
+"""Every versioned API route, grouped by app. Each app owns its ``api/urls.py``."""
+
+from django.urls import include, path
+
+urlpatterns = [
+    path("", include("accounts.api.urls")),
+]

@@ -1,0 +1,13 @@
+"""The pytest suite. ``make test`` provides real PostgreSQL and Redis through DATABASE_URL
+and REDIS_URL; without them the suite falls back to SQLite (the smoke lane)."""
+
+from .base import *  # noqa: F401,F403
+from .base import DATA_DIR, REST_FRAMEWORK
+
+DEBUG = False
+SECRET_KEY = "test-key-only-for-the-test-suite-0123456789abcdefghijklmnop"
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # speed; never in production
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+ALLOWED_HOSTS = ["*"]
+DATA_DIR.mkdir(parents=True, exist_ok=True)
+REST_FRAMEWORK = {**REST_FRAMEWORK}

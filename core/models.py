@@ -1,0 +1,40 @@
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import models
+
+
+class NumberSequence(models.Model):
+    """A named counter for document numbers (accounts, invoices, credit notes).
+
+    Taken under a row lock inside the caller's transaction, so numbers are gapless: a
+    rolled-back transaction gives its number back. ``max + 1`` is never used.
+    """
+
+    name = models.CharField(max_length=64, unique=True)
+    prefix = models.CharField(max_length=16, blank=True)
+    padding = models.PositiveSmallIntegerField(default=6)
+    next_value = models.PositiveBigIntegerField(default=1)
+
+    def __str__(self) -> str:
+        return f"{self.name} (next {self.prefix}{self.next_value:0{self.padding}d})"
+
+
+class IdempotencyRecord(models.Model):
+    """The first response to a POST carrying an ``Idempotency-Key``, replayed for repeats."""
+
+    class State(models.TextChoices):
+        IN_PROGRESS = "IN_PROGRESS", "In progress"
+        COMPLETED = "COMPLETED", "Completed"
+
+    scope = models.CharField(max_length=128, help_text="Who sent the key: a user, a device or an anonymous client.")
+    key = models.CharField(max_length=255)
+    fingerprint = models.CharField(max_length=64, help_text="SHA-256 of method, path and body.")
+    state = models.CharField(max_length=16, choices=State.choices, default=State.IN_PROGRESS)
+    response_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    response_body = models.JSONField(null=True, blank=True, encoder=DjangoJSONEncoder)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["scope", "key"], name="uniq_idempotency_scope_key")]
+
+    def __str__(self) -> str:
+        return f"{self.scope} {self.key} ({self.state})"

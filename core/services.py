@@ -1,0 +1,88 @@
+"""Shared write services: document numbering and Idempotency-Key bookkeeping."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from core.exceptions import Conflict, ValidationFailed
+from core.models import IdempotencyRecord, NumberSequence
+
+
+def sequence_next(*, name: str, prefix: str = "", padding: int = 6) -> str:
+    """Take the next number of the named sequence inside the caller's transaction.
+
+    The row lock is held until the caller commits, so two concurrent callers get
+    consecutive numbers and a rollback leaves no gap.
+    """
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("sequence_next must run inside the transaction that uses the number")
+    NumberSequence.objects.get_or_create(name=name, defaults={"prefix": prefix, "padding": padding})
+    sequence = NumberSequence.objects.select_for_update().get(name=name)
+    value = sequence.next_value
+    sequence.next_value = value + 1
+    sequence.save(update_fields=["next_value"])
+    return f"{sequence.prefix}{value:0{sequence.padding}d}"
+
+
+def idempotency_records_purge() -> int:
+    """Delete stored Idempotency-Key responses older than the replay window; returns how many."""
+    expired_before = timezone.now() - timedelta(hours=settings.IDEMPOTENCY_KEY_TTL_HOURS)
+    deleted, _ = IdempotencyRecord.objects.filter(created_at__lt=expired_before).delete()
+    return deleted
+
+
+def request_fingerprint(*, method: str, path: str, body: Any) -> str:
+    payload = json.dumps([method.upper(), path, body], sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def idempotent_call(
+    *, scope: str, key: str, fingerprint: str, call: Callable[[], tuple[int, Any]]
+) -> tuple[int, Any, bool]:
+    """Run ``call`` once per (scope, key); a repeat gets the first (status, body) back.
+
+    Returns ``(status, body, replayed)``. The key is claimed in its own committed
+    transaction before ``call`` runs, so a concurrent repeat sees it and gets a 409 instead
+    of doing the work twice. Server errors (5xx) release the key so the client may retry.
+    """
+    key = key.strip()
+    if not key or len(key) > 255:
+        raise ValidationFailed("The Idempotency-Key header must be 1 to 255 characters.", fields={"Idempotency-Key": ["Invalid length."]})
+    expired_before = timezone.now() - timedelta(hours=settings.IDEMPOTENCY_KEY_TTL_HOURS)
+    try:
+        with transaction.atomic():
+            IdempotencyRecord.objects.filter(scope=scope, key=key, created_at__lt=expired_before).delete()
+            IdempotencyRecord.objects.create(scope=scope, key=key, fingerprint=fingerprint)
+    except IntegrityError:
+        existing = IdempotencyRecord.objects.get(scope=scope, key=key)
+        if existing.fingerprint != fingerprint:
+            raise Conflict(
+                "This Idempotency-Key was already used with a different request.", code="idempotency_key_reused"
+            ) from None
+        if existing.state == IdempotencyRecord.State.IN_PROGRESS:
+            raise Conflict(
+                "A request with this Idempotency-Key is still being processed; retry shortly.",
+                code="idempotency_in_progress",
+            ) from None
+        return existing.response_status, existing.response_body, True
+
+    try:
+        status, body = call()
+    except BaseException:
+        IdempotencyRecord.objects.filter(scope=scope, key=key).delete()
+        raise
+    if status >= 500:
+        IdempotencyRecord.objects.filter(scope=scope, key=key).delete()
+    else:
+        IdempotencyRecord.objects.filter(scope=scope, key=key).update(
+            state=IdempotencyRecord.State.COMPLETED, response_status=status, response_body=body
+        )
+    return status, body, False

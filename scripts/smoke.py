@@ -1,0 +1,120 @@
+#!/usr/bin/env python3
+"""The smoke lane: the embedded default (SQLite, eager Celery, no services) really works.
+
+In a fresh data directory: migrate, load the demo, start the server as ``make run`` does,
+then log in as a demo customer through the API, read the profile, fetch the OpenAPI schema
+and the admin login page. Prints ``smoke: N passed, M failed`` and exits non-zero on any
+failure.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def request(url: str, *, data: dict | None = None, token: str | None = None, accept: str = "application/json") -> tuple[int, bytes]:
+    headers = {"Accept": accept}
+    body = None
+    if data is not None:
+        body = json.dumps(data).encode()
+        headers["Content-Type"] = "application/json"
+    if token:
+        headers["Authorization"] = f"Token {token}"
+    req = urllib.request.Request(url, data=body, headers=headers, method="POST" if data is not None else "GET")
+    try:
+        with urllib.request.urlopen(req, timeout=10) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
+def main() -> int:
+    env = {key: value for key, value in os.environ.items() if key not in {"DATABASE_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE"}}
+    results: list[tuple[str, bool, str]] = []
+
+    def check(name: str, ok: bool, detail: str = "") -> None:
+        results.append((name, ok, detail))
+        print(f"smoke: {'ok  ' if ok else 'FAIL'} {name}{'' if ok else ': ' + detail}", flush=True)
+
+    with tempfile.TemporaryDirectory(prefix="ottbss-smoke-") as data_dir:
+        env["DATA_DIR"] = data_dir
+        manage = [PYTHON, str(ROOT / "manage.py")]
+        steps = [("migrate", ["migrate", "--noinput", "-v", "0"]), ("demo_load", ["demo_load"]), ("demo_load again (idempotent)", ["demo_load"])]
+        for name, step in steps:
+            completed = subprocess.run(manage + step, env=env, cwd=ROOT, capture_output=True, text=True)
+            check(name, completed.returncode == 0, completed.stderr[-2000:])
+            if completed.returncode != 0:
+                break
+        check("database is a SQLite file in DATA_DIR", (Path(data_dir) / "db.sqlite3").exists())
+
+        port = free_port()
+        base = f"http://127.0.0.1:{port}"
+        server = subprocess.Popen(manage + ["runserver", "--noreload", f"127.0.0.1:{port}"], env=env, cwd=ROOT,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            deadline = time.monotonic() + 30
+            status = 0
+            while time.monotonic() < deadline:
+                try:
+                    status, _ = request(f"{base}/healthz")
+                    if status == 200:
+                        break
+                except OSError:
+                    pass
+                time.sleep(0.3)
+            check("server answers /healthz", status == 200, f"status {status}")
+
+            status, body = request(f"{base}/api/v1/auth/login/", data={"email": "maria@example.com", "password": "maria-portal-pass"})
+            token = json.loads(body).get("token") if status == 200 else None
+            check("demo customer logs in through the API", bool(token), f"{status} {body[:300]!r}")
+
+            status, body = request(f"{base}/api/v1/me/", token=token)
+            profile = json.loads(body) if status == 200 else {}
+            check("GET /api/v1/me/ returns the customer's own profile",
+                  profile.get("email") == "maria@example.com" and len(profile.get("accounts", [])) == 1, f"{status} {body[:300]!r}")
+
+            status, body = request(f"{base}/api/v1/me/")
+            check("anonymous GET /api/v1/me/ is refused with the error format",
+                  status == 401 and json.loads(body)["error"]["code"] == "not_authenticated", f"{status} {body[:300]!r}")
+
+            status, body = request(f"{base}/api/schema/?format=json")
+            check("OpenAPI schema is served", status == 200 and b'"openapi"' in body, f"status {status}")
+
+            status, body = request(f"{base}/api/docs/", accept="text/html")
+            check("API docs page is served", status == 200 and b"swagger" in body.lower(), f"status {status}")
+
+            status, body = request(f"{base}/admin/login/", accept="text/html")
+            check("admin login page is served", status == 200 and b"csrfmiddlewaretoken" in body, f"status {status}")
+        finally:
+            server.terminate()
+            try:
+                server.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                server.kill()
+
+    passed = sum(1 for _, ok, _ in results if ok)
+    failed = len(results) - passed
+    print(f"smoke: {passed} passed, {failed} failed")
+    return 0 if failed == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

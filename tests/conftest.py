@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+import pytest
+from django.core.cache import cache
+from rest_framework.test import APIClient
+
+from accounts import roles, services
+
+from .factories import PORTAL_PASSWORD, StaffUserFactory, customer_create
+
+
+@pytest.fixture(autouse=True)
+def _clear_cache():
+    """Throttle counters live in the (real, shared) cache: start every test from zero."""
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture
+def api_client() -> APIClient:
+    return APIClient()
+
+
+@pytest.fixture
+def customer(db):
+    return customer_create(first_name="Maria", last_name="Georgiou", email="maria@example.com", mobile_phone="99123456")
+
+
+@pytest.fixture
+def other_customer(db):
+    return customer_create(first_name="Nikos", last_name="Ioannou", email="nikos@example.com", mobile_phone="99765432")
+
+
+def portal_client_for(account) -> APIClient:
+    client = APIClient()
+    token = services.portal_login(username=account.contact.email, password=PORTAL_PASSWORD)
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    return client
+
+
+@pytest.fixture
+def portal_client(customer) -> APIClient:
+    return portal_client_for(customer)
+
+
+@pytest.fixture
+def agent(db):
+    return StaffUserFactory(username="agent", role=roles.CALL_CENTER_AGENT)
+
+
+@pytest.fixture
+def marketing_user(db):
+    return StaffUserFactory(username="marketing", role=roles.MARKETING)
+
+
+@pytest.fixture
+def finance_user(db):
+    return StaffUserFactory(username="finance", role=roles.FINANCE)
+
+
+@pytest.fixture
+def administrator(db):
+    return StaffUserFactory(username="administrator", role=roles.ADMINISTRATOR)

@@ -152,6 +152,9 @@ class CustomerAccountAdmin(admin.ModelAdmin):
     def save_related(self, request, form, formsets, change):
         """Inlines here are read-only; nothing else is saved behind the service's back."""
 
+    def construct_change_message(self, request, form, formsets, add=False):
+        return []  # the services write the audit trail (AccountEvent), not the admin log
+
     def log_change(self, request, obj, message):
         """The AccountEvent written by the service is the audit trail."""
 
@@ -335,6 +338,9 @@ class ContactAdmin(admin.ModelAdmin):
                 performed_by=request.user,
                 channel=Channel.CALL_CENTER,
             )
+
+    def construct_change_message(self, request, form, formsets, add=False):
+        return []  # the services write the audit trail (AccountEvent), not the admin log
 
     def log_change(self, request, obj, message):
         """The AccountEvent written by the service is the audit trail."""

@@ -24,7 +24,8 @@ class CustomerSignUpForm(forms.Form):
     line2 = forms.CharField(label="Address line 2", max_length=200, required=False)
     city = forms.CharField(max_length=100, required=False)
     postal_code = forms.CharField(max_length=20, required=False)
-    country = forms.CharField(max_length=2, required=False, initial=settings.DEFAULT_COUNTRY)
+    # Length and format are the service's to check, so every problem is reported at once.
+    country = forms.CharField(max_length=100, required=False, initial=settings.DEFAULT_COUNTRY, help_text="ISO code, e.g. CY.")
     classification = forms.ModelChoiceField(queryset=Classification.objects.all(), required=False,
                                             help_text="Leave empty for the default classification.")
     currency = forms.ChoiceField(choices=[(code, code) for code in settings.CURRENCIES])

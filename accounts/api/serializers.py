@@ -9,6 +9,8 @@ from ..models import AccountEvent, AccountsReceivable, Address, Contact
 
 
 class AddressSerializer(serializers.ModelSerializer):
+    country = serializers.CharField(max_length=2, help_text="ISO 3166 code, e.g. CY (any case).")
+
     class Meta:
         model = Address
         fields = ["id", "kind", "line1", "line2", "city", "postal_code", "region", "country"]

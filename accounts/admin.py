@@ -137,6 +137,7 @@ class CustomerAccountAdmin(admin.ModelAdmin):
                 can_change_contact=request.user.has_perm("accounts.change_contact"),
                 can_issue_device_key=request.user.has_perm("accounts.add_devicecredential")
                 and account.state != AccountsReceivable.State.TERMINATED,
+                show_save_and_add_another=False,
             )
         return super().change_view(request, object_id, form_url, extra_context)
 

@@ -17,6 +17,22 @@ def _clear_cache():
     cache.clear()
 
 
+@pytest.fixture(autouse=True)
+def _reference_data(request):
+    """Transactional tests (live server, workers, concurrency) end by emptying every table,
+    which also removes what migrations seeded. Seed it again for the next one."""
+    marker = request.node.get_closest_marker("django_db")
+    transactional = (marker and marker.kwargs.get("transaction")) or "live_server" in request.fixturenames
+    if not transactional:
+        yield
+        return
+    from tests.reference_data import reference_data_ensure
+
+    request.getfixturevalue("transactional_db")
+    reference_data_ensure()
+    yield
+
+
 @pytest.fixture
 def api_client() -> APIClient:
     return APIClient()

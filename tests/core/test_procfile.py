@@ -68,7 +68,7 @@ def test_web_worker_and_beat_start(tmp_path):
     port = free_port()
     static_root = tmp_path / "static"
     env = {
-        **os.environ,
+        **{key: value for key, value in os.environ.items() if key != "DJANGO_ALLOW_ASYNC_UNSAFE"},
         "PATH": f"{BIN}:{os.environ['PATH']}",
         "DJANGO_SETTINGS_MODULE": "config.settings.production",
         "SECRET_KEY": "procfile-test-" + "q8Wz3xR5tY7uI9oP1aS2dF4gH6jK0lZ" * 2,

@@ -1,0 +1,20 @@
+"""What data migrations seed (roles, classifications), re-applied with the live app registry."""
+
+from __future__ import annotations
+
+import importlib
+
+from django.apps import apps
+
+# (migration module, function names) in the order the migrations run.
+SEEDS = [
+    ("accounts.migrations.0002_search_indexes_and_classifications", ["seed_classifications"]),
+    ("accounts.migrations.0003_roles", ["create_roles"]),
+]
+
+
+def reference_data_ensure() -> None:
+    for module_name, functions in SEEDS:
+        module = importlib.import_module(module_name)
+        for name in functions:
+            getattr(module, name)(apps, None)

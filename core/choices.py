@@ -8,3 +8,21 @@ class Channel(models.TextChoices):
     PORTAL = "PORTAL", "Customer portal"
     DEVICE = "DEVICE", "Device"
     SYSTEM = "SYSTEM", "System"
+
+
+class Screen(models.TextChoices):
+    """The kinds of screen a title can be offered on (multiscreen catalog) and devices have."""
+
+    SET_TOP_BOX = "SET_TOP_BOX", "Set-top box"
+    SMART_TV = "SMART_TV", "Smart TV"
+    MOBILE = "MOBILE", "Mobile"
+    WEB = "WEB", "Web"
+
+
+class LifecycleState(models.TextChoices):
+    """The configuration life cycle CRM.COM uses for price plans and catalogs."""
+
+    DRAFT = "DRAFT", "Draft"
+    EFFECTIVE = "EFFECTIVE", "Effective"
+    NOT_EFFECTIVE = "NOT_EFFECTIVE", "Not effective"
+    CANCELLED = "CANCELLED", "Cancelled"

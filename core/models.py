@@ -1,5 +1,10 @@
+from django.conf import settings
+from django.contrib.contenttypes.fields import GenericForeignKey
+from django.contrib.contenttypes.models import ContentType
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
+
+from core.choices import Channel
 
 
 class NumberSequence(models.Model):
@@ -38,3 +43,27 @@ class IdempotencyRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.scope} {self.key} ({self.state})"
+
+
+class AuditEntry(models.Model):
+    """Who changed what, when and through which channel: every change to prices, rates and
+    configuration states is written here by the service that makes it."""
+
+    content_type = models.ForeignKey(ContentType, on_delete=models.PROTECT)
+    object_pk = models.CharField(max_length=64)
+    target = GenericForeignKey("content_type", "object_pk")
+    object_repr = models.CharField(max_length=200)
+    action = models.CharField(max_length=64, help_text="created, updated, set_effective, rejected: set_effective, ...")
+    changes = models.JSONField(default=dict, blank=True, encoder=DjangoJSONEncoder, help_text="Field: [old, new].")
+    reasons = models.JSONField(default=list, blank=True, help_text="Why an action was rejected.")
+    performed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    channel = models.CharField(max_length=16, choices=Channel.choices, default=Channel.SYSTEM)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        verbose_name_plural = "audit entries"
+        indexes = [models.Index(fields=["content_type", "object_pk", "-created_at"], name="audit_object_recent_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.object_repr}: {self.action}"

@@ -13,7 +13,36 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from core.exceptions import Conflict, ValidationFailed
-from core.models import IdempotencyRecord, NumberSequence
+from core.models import AuditEntry, IdempotencyRecord, NumberSequence
+
+
+def audit_record(
+    *, target, action: str, changes: dict | None = None, reasons: list[str] | None = None,
+    performed_by=None, channel: str = "SYSTEM",
+) -> AuditEntry:
+    """Write one audit row for a change to ``target`` (in the caller's transaction)."""
+    from django.contrib.contenttypes.models import ContentType
+
+    user = performed_by if performed_by is not None and getattr(performed_by, "is_authenticated", False) else None
+    return AuditEntry.objects.create(
+        content_type=ContentType.objects.get_for_model(type(target)),
+        object_pk=str(target.pk),
+        object_repr=str(target)[:200],
+        action=action,
+        changes=changes or {},
+        reasons=reasons or [],
+        performed_by=user,
+        channel=channel,
+    )
+
+
+def audit_changes(before: dict, after: dict) -> dict:
+    """``{field: [old, new]}`` for the fields whose value changed (as strings)."""
+    return {name: [_plain(before.get(name)), _plain(value)] for name, value in after.items() if before.get(name) != value}
+
+
+def _plain(value):
+    return value if value is None or isinstance(value, (bool, int, str)) else str(value)
 
 
 def sequence_next(*, name: str, prefix: str = "", padding: int = 6) -> str:

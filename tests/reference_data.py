@@ -7,7 +7,7 @@ import importlib
 from django.apps import apps
 
 # (migration module, function names) in the order the migrations run.
-SEEDS = [
+SEEDS: list[tuple[str, list[str]]] = [
     ("accounts.migrations.0002_search_indexes_and_classifications", ["seed_classifications"]),
     ("accounts.migrations.0003_roles", ["create_roles"]),
 ]
@@ -18,3 +18,4 @@ def reference_data_ensure() -> None:
         module = importlib.import_module(module_name)
         for name in functions:
             getattr(module, name)(apps, None)
+SEEDS.append(("catalogs.migrations.0002_roles", ["grant"]))

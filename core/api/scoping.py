@@ -31,3 +31,11 @@ class OwnedObjectMixin:
         if self.owner_account_lookup:
             return self.owned_model.objects.filter(**{self.owner_account_lookup: self.request.user.account})
         raise NotImplementedError(f"{type(self).__name__} must declare owner_user_lookup or owner_account_lookup")
+
+
+class SharedObjectMixin:
+    """Views whose URL names an object every customer may see (a catalog title, a
+    package). The scoping test accepts these without an owner, and checks that their
+    ``get_queryset`` hides what customers must not see (e.g. unpublished titles)."""
+
+    shared_with_every_customer = True

@@ -17,7 +17,7 @@ from drf_spectacular.generators import SchemaGenerator
 
 from accounts import services
 from accounts.api.authentication import DeviceKeyAuthentication
-from core.api.scoping import OwnedObjectMixin
+from core.api.scoping import OwnedObjectMixin, SharedObjectMixin
 from tests.conftest import portal_client_for
 from tests.factories import customer_create
 
@@ -69,11 +69,21 @@ def client_for(view, account):
     return portal_client_for(account)
 
 
+def owned_paths() -> list[tuple[str, list[str]]]:
+    return [(path, methods) for path, methods in templated_paths() if not issubclass(view_class(path), SharedObjectMixin)]
+
+
 def test_the_schema_has_paths_with_ids_to_check():
-    assert len(templated_paths()) >= 3
+    assert len(owned_paths()) >= 3
 
 
-@pytest.mark.parametrize("path, methods", templated_paths(), ids=lambda value: value if isinstance(value, str) else "")
+def test_shared_paths_are_read_only():
+    for path, methods in templated_paths():
+        if issubclass(view_class(path), SharedObjectMixin):
+            assert set(methods) <= {"get"}, f"{path} is shared by every customer, so it must not change anything"
+
+
+@pytest.mark.parametrize("path, methods", owned_paths(), ids=lambda value: value if isinstance(value, str) else "")
 def test_another_customers_object_is_not_found(two_customers, path, methods):
     customer_a, customer_b = two_customers
     view = view_class(path)

@@ -1,0 +1,3 @@
+"""Catalog admin for marketing staff, one module per area."""
+
+from . import content, pricing, usage  # noqa: F401

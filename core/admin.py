@@ -64,3 +64,82 @@ class AuditEntryAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
+
+
+class LifecycleActionsMixin:
+    """Buttons on an object's page for its life cycle actions (``core.actions.Action``).
+
+    Each button opens a confirmation page; confirming runs the service. A rejected action
+    shows every reason and changes nothing. Subclasses list ``lifecycle_actions`` as
+    ``{code: label}`` and implement ``lifecycle_run(request, obj, code)`` by calling their
+    service. Running an action needs the change permission.
+    """
+
+    lifecycle_actions: dict[str, str] = {}
+    change_form_template = "admin/core/change_form_lifecycle.html"
+
+    def lifecycle_run(self, request, obj, code: str):
+        raise NotImplementedError
+
+    def lifecycle_available(self, obj) -> list[tuple[str, str]]:
+        actions = self.lifecycle_action_objects()
+        return [(code, label) for code, label in self.lifecycle_actions.items()
+                if code not in actions or not actions[code].restrictions(obj)]
+
+    def lifecycle_action_objects(self) -> dict:
+        """``{code: Action instance}`` so buttons show only where restrictions allow."""
+        return {}
+
+    def get_urls(self):
+        from django.urls import path
+
+        info = self.model._meta.app_label, self.model._meta.model_name
+        return [
+            path("<path:object_id>/act/<str:code>/", self.admin_site.admin_view(self.lifecycle_view), name="%s_%s_lifecycle" % info),
+        ] + super().get_urls()
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        obj = self.get_object(request, object_id)
+        extra_context = extra_context or {}
+        if obj is not None and self.has_change_permission(request, obj):
+            extra_context["lifecycle_buttons"] = self.lifecycle_available(obj)
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def lifecycle_view(self, request, object_id, code):
+        from django.contrib import messages
+        from django.core.exceptions import PermissionDenied
+        from django.http import Http404, HttpResponseRedirect
+        from django.urls import reverse
+
+        from core.actions import ActionRejected
+        from core.exceptions import ApplicationError
+
+        obj = self.get_object(request, object_id)
+        if obj is None or code not in self.lifecycle_actions:
+            raise Http404
+        if not self.has_change_permission(request, obj):
+            raise PermissionDenied
+        info = self.model._meta.app_label, self.model._meta.model_name
+        change_url = reverse("admin:%s_%s_change" % info, args=[obj.pk])
+        label = self.lifecycle_actions[code]
+        if request.method == "POST":
+            try:
+                self.lifecycle_run(request, obj, code)
+            except ActionRejected as rejected:
+                self.message_user(request, f"{label}: rejected. Nothing was changed.", messages.ERROR)
+                for reason in rejected.reasons:
+                    self.message_user(request, reason, messages.ERROR)
+            except ApplicationError as error:
+                self.message_user(request, f"{label}: {error}", messages.ERROR)
+            else:
+                self.message_user(request, f"{label}: done.", messages.SUCCESS)
+            return HttpResponseRedirect(change_url)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"{label}: {obj}?",
+            "object": obj,
+            "label": label,
+            "change_url": change_url,
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "admin/core/confirm_action.html", context)

@@ -109,6 +109,9 @@ class ServiceSavingAdmin(AuditHistoryMixin, LifecycleActionsMixin, admin.ModelAd
                     self.message_user(request, f"{name}: {problem}", messages.ERROR)
             return HttpResponseRedirect(request.get_full_path())
 
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False  # configuration is cancelled or set not effective, never deleted
+
     def save_related(self, request, form, formsets, change):
         for formset in formsets:
             self.save_formset(request, form, formset, change=change)
@@ -220,7 +223,7 @@ class UsageServiceCatalogAdmin(ServiceSavingAdmin):
         kwargs = super().get_formset_kwargs(request, obj, inline, prefix)
         definition = obj.definition if obj is not None and obj.pk else services.usage_definition_effective()
         default = definition.default_rates.first() if definition else None
-        if isinstance(inline, UsageServiceInline) and default is not None and request.method != "POST":
+        if isinstance(inline, UsageServiceInline) and default is not None:
             kwargs["initial"] = [{"base_rate": default.base_rate, "tiers_text": services.tiers_text(services._tiers_of(default)) or "none"}]
         return kwargs
 

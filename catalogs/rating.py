@@ -1,0 +1,384 @@
+"""Rating: the one function that prices a usage (a PPV order), and the reads behind it.
+
+Every door that prices a usage — the billing pipeline, the call center's "Add Service
+Usage", the portal's rate preview and catalog — calls ``rate_usage`` (or its batch form
+``usage_quotes_for``), so a price shown is the price charged. Rating only reads: it never
+writes a row.
+
+How a price is chosen:
+
+1. **The catalog** (``usage_catalog_for``): EFFECTIVE, valid at the usage time
+   (``valid_from <= at < valid_until``, an empty bound is open), and whose classification
+   condition admits the account (an empty condition admits every account). When the
+   subscription's EFFECTIVE termed services are given, a catalog that requires services
+   applies only if one of them is held. Among the catalogs that apply, deterministically:
+   one that names the account's classification beats one without a condition, then the
+   lower ``priority``, then the newest ``valid_from``, then the lowest pk.
+2. **The usage service**: the product's entry in that catalog. The catalog is chosen for
+   the account, not for the product: a product missing from it is ``not_in_catalog`` even
+   if another catalog lists it, so one account never mixes two price lists.
+3. **The rate**: the tier whose window contains the usage's wall-clock minute, else the
+   base rate. Amounts keep 4 decimals.
+
+Time windows are wall-clock times in ``settings.TIME_ZONE`` and inclusive by minute:
+``00:01–06:59`` covers 00:01:00 through 06:59:59.999…; a window whose end is before its
+start crosses midnight (``22:00–05:59`` covers 22:00–23:59 and 00:00–05:59); a window
+whose start equals its end is that one minute. Seconds stored on a window's bounds are
+ignored: windows are whole minutes.
+
+Daylight saving time: the instant is converted to the operator's wall clock and only the
+wall clock counts. On the spring-forward day the skipped local hour never occurs, so no
+usage can fall in it (an instant just before the jump reads 02:59, the next reads 04:00
+in Europe/Nicosia). On the fall-back day the repeated hour occurs twice and is priced by
+its wall-clock time both times. A window is never shifted or stretched by DST. See
+docs/rating.md for a worked example with the Company ZX rates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, time
+from decimal import ROUND_HALF_UP, Decimal
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.db.models import BooleanField, Count, Exists, F, OuterRef, Prefetch, Q, QuerySet, Value
+from django.utils import timezone
+
+from accounts.models import AccountsReceivable, Classification
+from core.choices import LifecycleState
+from core.exceptions import ApplicationError, NotFound, ValidationFailed
+
+from .models import ContentTitle, PricePlan, PricePlanRate, Product, ProductType, UsageService, UsageServiceCatalog, UsageTier
+from .selectors import title_list_for_screen
+
+RATE_PLACES = Decimal("0.0001")
+MINUTES_PER_DAY = 24 * 60
+
+
+# --- Time windows -----------------------------------------------------------------------
+
+def _minute_of_day(value: time | datetime) -> int:
+    return value.hour * 60 + value.minute
+
+
+def _minute_spans(start: time, end: time) -> list[tuple[int, int]]:
+    """The window as inclusive minute-of-day spans: one span, or two when it crosses midnight."""
+    first, last = _minute_of_day(start), _minute_of_day(end)
+    if first <= last:
+        return [(first, last)]
+    return [(first, MINUTES_PER_DAY - 1), (0, last)]
+
+
+def window_contains(start: time, end: time, moment: time | datetime) -> bool:
+    """Whether the wall-clock ``moment`` lies in the window, by minute (seconds do not matter)."""
+    minute = _minute_of_day(moment)
+    return any(first <= minute <= last for first, last in _minute_spans(start, end))
+
+
+def windows_overlap(a_start: time, a_end: time, b_start: time, b_end: time) -> bool:
+    """Whether two windows share at least one minute of the day (midnight-crossing aware).
+
+    The usage catalog services refuse a tier that overlaps another tier of the same usage
+    service, so every moment has exactly one price.
+    """
+    return any(
+        max(a_first, b_first) <= min(a_last, b_last)
+        for a_first, a_last in _minute_spans(a_start, a_end)
+        for b_first, b_last in _minute_spans(b_start, b_end)
+    )
+
+
+def tier_overlaps(tiers: Sequence) -> list[tuple]:
+    """Every pair of tiers (anything with ``start_time``/``end_time``) that share a minute."""
+    return [
+        (tiers[i], tiers[j])
+        for i in range(len(tiers))
+        for j in range(i + 1, len(tiers))
+        if windows_overlap(tiers[i].start_time, tiers[i].end_time, tiers[j].start_time, tiers[j].end_time)
+    ]
+
+
+def window_label(start: time, end: time) -> str:
+    return f"{start:%H:%M}–{end:%H:%M}"
+
+
+def tier_for(tiers: Iterable[UsageTier], local_time: datetime) -> UsageTier | None:
+    """The tier whose window contains the wall-clock minute, else None.
+
+    Tiers of one service never overlap (the services check it); should overlapping rows
+    exist anyway, the earliest start (then lowest pk) wins so rating stays deterministic.
+    """
+    matching = [tier for tier in tiers if window_contains(tier.start_time, tier.end_time, local_time)]
+    return min(matching, key=lambda tier: (tier.start_time, tier.pk or 0), default=None)
+
+
+def operator_time_zone() -> ZoneInfo:
+    return ZoneInfo(settings.TIME_ZONE)
+
+
+def wall_clock(at: datetime) -> datetime:
+    """The instant on the operator's wall clock (``settings.TIME_ZONE``)."""
+    return at.astimezone(operator_time_zone())
+
+
+# --- The catalog that applies -----------------------------------------------------------
+
+def _valid_at(at: datetime) -> Q:
+    return (Q(valid_from__isnull=True) | Q(valid_from__lte=at)) & (Q(valid_until__isnull=True) | Q(valid_until__gt=at))
+
+
+def _classification_condition(classification: Classification | str | None) -> dict:
+    if classification is None:
+        return {}
+    if isinstance(classification, Classification):
+        return {"classification_id": classification.pk}
+    return {"classification__code": classification}
+
+
+def _classification_code(classification: Classification | str | None) -> str:
+    if classification is None:
+        return "none"
+    return classification.code if isinstance(classification, Classification) else classification
+
+
+def _applicable_catalogs(
+    *, classification: Classification | str | None, at: datetime, subscription_services: Iterable[Product] | None
+) -> QuerySet[UsageServiceCatalog]:
+    """EFFECTIVE catalogs valid at ``at`` that admit the account, best first."""
+    conditions = UsageServiceCatalog.classifications.through.objects.filter(usageservicecatalog_id=OuterRef("pk"))
+    requirements = UsageServiceCatalog.required_services.through.objects.filter(usageservicecatalog_id=OuterRef("pk"))
+    mine = _classification_condition(classification)
+    names_mine = Exists(conditions.filter(**mine)) if mine else Value(False, output_field=BooleanField())
+    catalogs = (
+        UsageServiceCatalog.objects.filter(state=LifecycleState.EFFECTIVE)
+        .filter(_valid_at(at))
+        .annotate(names_mine=names_mine)
+        .filter(~Exists(conditions) | Q(names_mine=True))
+    )
+    if subscription_services is not None:
+        held = [service.pk for service in subscription_services]
+        catalogs = catalogs.filter(~Exists(requirements) | Exists(requirements.filter(product_id__in=held)))
+    return catalogs.order_by(
+        F("names_mine").desc(), "priority", F("valid_from").desc(nulls_last=True), "pk"
+    ).prefetch_related(Prefetch("required_services", queryset=Product.objects.order_by("code")))
+
+
+def usage_catalog_for(
+    *, classification: Classification | str | None, at: datetime, subscription_services: Iterable[Product] | None = None
+) -> UsageServiceCatalog:
+    """The usage service catalog that prices usages of an account of ``classification`` at ``at``.
+
+    ``subscription_services``: the subscription's EFFECTIVE termed services. When given, a
+    catalog that requires services applies only if one of them is held; when None (a rate
+    preview without a subscription) that condition is not checked, and the catalog's
+    ``required_services`` tell the caller what an order will need.
+    Raises ApplicationError ``no_catalog`` when none applies.
+    """
+    _require_aware(at)
+    catalog = _applicable_catalogs(classification=classification, at=at, subscription_services=subscription_services).first()
+    if catalog is None:
+        held = "" if subscription_services is None else " with the subscription's services"
+        raise ApplicationError(
+            f"No effective usage service catalog applies to classification {_classification_code(classification)}{held} "
+            f"at {wall_clock(at):%Y-%m-%d %H:%M} {settings.TIME_ZONE}.",
+            code="no_catalog",
+        )
+    return catalog
+
+
+# --- Rating -----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class RateQuote:
+    """A priced usage and why: which catalog, which service, which tier (or the base rate)."""
+
+    amount: Decimal
+    currency: str
+    catalog: UsageServiceCatalog
+    usage_service: UsageService
+    tier: UsageTier | None
+    local_time: datetime
+    time_zone: str
+    reason: str
+    required_services: list[Product]
+
+
+def _require_aware(at: datetime) -> None:
+    if not isinstance(at, datetime) or timezone.is_naive(at):
+        raise ValidationFailed("The usage time must be a date and time with a time zone.", fields={"at": ["Give an aware date and time."]})
+
+
+def _require_usage_service(product: Product) -> None:
+    if not product.is_usage_service:
+        raise ValidationFailed(
+            f"{product} is not a usage service, so it cannot be rated per usage.",
+            fields={"product": [f"{product.code} is a {product.product_type} product, not a usage service."]},
+        )
+
+
+def _quote(catalog: UsageServiceCatalog, usage_service: UsageService, local_time: datetime) -> RateQuote:
+    tiers = list(usage_service.tiers.all())
+    tier = tier_for(tiers, local_time)
+    zone_name = settings.TIME_ZONE
+    if tier is not None:
+        rate = tier.rate
+        reason = f"tier {window_label(tier.start_time, tier.end_time)} ({zone_name} wall clock {local_time:%H:%M}) in catalog '{catalog}'"
+    else:
+        rate = usage_service.base_rate
+        why = f"no tier matches {local_time:%H:%M} {zone_name}" if tiers else "the service has no tiers"
+        reason = f"base rate in catalog '{catalog}' ({why})"
+    return RateQuote(
+        amount=rate.quantize(RATE_PLACES, rounding=ROUND_HALF_UP),
+        currency=catalog.currency,
+        catalog=catalog,
+        usage_service=usage_service,
+        tier=tier,
+        local_time=local_time,
+        time_zone=zone_name,
+        reason=reason,
+        required_services=list(catalog.required_services.all()),
+    )
+
+
+def usage_service_quote(*, catalog: UsageServiceCatalog, usage_service: UsageService, at: datetime) -> RateQuote:
+    """Rate with a catalog and service already chosen and loaded, without a query when
+    ``usage_service.tiers`` and ``catalog.required_services`` are prefetched: for callers
+    that rate many usages against one catalog (the billing run)."""
+    _require_aware(at)
+    return _quote(catalog, usage_service, wall_clock(at))
+
+
+def _usage_services(catalog: UsageServiceCatalog) -> QuerySet[UsageService]:
+    return catalog.services.select_related("product").prefetch_related(
+        Prefetch("tiers", queryset=UsageTier.objects.order_by("start_time", "pk"))
+    )
+
+
+def rate_usage(
+    *,
+    product: Product,
+    at: datetime,
+    classification: Classification | str | None = None,
+    account: AccountsReceivable | None = None,
+    subscription_services: Iterable[Product] | None = None,
+) -> RateQuote:
+    """Price one usage of ``product`` at instant ``at`` for an account.
+
+    ``classification`` (a Classification or its code) decides the catalog; when it is not
+    given, ``account``'s is used. Raises ValidationFailed for a product that is not a usage
+    service, ApplicationError ``no_catalog`` when no catalog applies, and ``not_in_catalog``
+    when the product is not in the catalog that does. Writes nothing.
+    """
+    _require_aware(at)
+    _require_usage_service(product)
+    if classification is None and account is not None:
+        classification = account.classification
+    catalog = usage_catalog_for(classification=classification, at=at, subscription_services=subscription_services)
+    usage_service = _usage_services(catalog).filter(product=product).first()
+    if usage_service is None:
+        raise ApplicationError(
+            f"{product} is not in catalog '{catalog}', the catalog that applies to classification "
+            f"{_classification_code(classification)}.",
+            code="not_in_catalog",
+        )
+    return _quote(catalog, usage_service, wall_clock(at))
+
+
+def usage_quotes_for(
+    *,
+    products: Iterable[Product],
+    at: datetime,
+    classification: Classification | str | None,
+    subscription_services: Iterable[Product] | None = None,
+) -> dict[int, RateQuote]:
+    """``rate_usage`` for many products at once, keyed by product pk, in a fixed number of
+    queries. Products that cannot be rated for this account (not usage services, not in the
+    catalog, or no catalog at all) are simply absent."""
+    _require_aware(at)
+    product_ids = {product.pk for product in products if product.is_usage_service}
+    if not product_ids:
+        return {}
+    catalog = _applicable_catalogs(classification=classification, at=at, subscription_services=subscription_services).first()
+    if catalog is None:
+        return {}
+    local_time = wall_clock(at)
+    return {service.product_id: _quote(catalog, service, local_time) for service in _usage_services(catalog).filter(product_id__in=product_ids)}
+
+
+# --- Portal reads: titles with their price, packages with their rates -------------------
+
+def portal_title_list(*, screen: str, at: datetime | None = None) -> QuerySet[ContentTitle]:
+    """The multiscreen catalog for ``screen`` with what a page of it needs prefetched
+    (genres, products and their types), in a stable order for pagination."""
+    return (
+        title_list_for_screen(screen=screen, at=at)
+        .prefetch_related("genres", Prefetch("products", queryset=Product.objects.select_related("product_type").order_by("code", "pk")))
+        .order_by("title", "pk")
+    )
+
+
+def title_ppv_product(title: ContentTitle) -> Product | None:
+    """The product that sells ``title`` per view: its active usage service (the first by
+    code, should there be several). Uses the prefetch of ``portal_title_list`` when there
+    is one."""
+    products = [product for product in title.products.all() if product.is_active and product.is_usage_service]
+    return min(products, key=lambda product: (product.code, product.pk), default=None)
+
+
+def title_quotes_for(*, titles: Iterable[ContentTitle], at: datetime, classification: Classification | str | None) -> dict[int, RateQuote]:
+    """The price of each title's PPV product for an account of ``classification`` at ``at``,
+    keyed by title pk, in a fixed number of queries whatever the number of titles. A title
+    not sold as a usage service to this account is absent."""
+    product_by_title = {title.pk: title_ppv_product(title) for title in titles}
+    quotes = usage_quotes_for(products=[product for product in product_by_title.values() if product], at=at, classification=classification)
+    return {title_pk: quotes[product.pk] for title_pk, product in product_by_title.items() if product and product.pk in quotes}
+
+
+def usage_product_get(*, code: str) -> Product:
+    product = Product.objects.select_related("product_type").filter(code=code, is_active=True).first()
+    if product is None:
+        raise NotFound(f"No product {code}.")
+    return product
+
+
+def portal_title_get(*, pk: int, screen: str, at: datetime | None = None) -> ContentTitle:
+    title = portal_title_list(screen=screen, at=at).filter(pk=pk).first()
+    if title is None:
+        raise NotFound("No such title in the catalog for this screen.")
+    return title
+
+
+# --- Price plans (packages) -------------------------------------------------------------
+
+def package_rates_for(*, classification: Classification | None, at: datetime) -> QuerySet[PricePlanRate]:
+    """Rates of EFFECTIVE price plans valid at ``at`` whose classification condition is
+    empty or names ``classification``."""
+    conditions = PricePlan.classifications.through.objects.filter(priceplan_id=OuterRef("price_plan_id"))
+    admits = ~Exists(conditions)
+    if classification is not None:
+        admits |= Exists(conditions.filter(classification_id=classification.pk))
+    plan_valid = (Q(price_plan__valid_from__isnull=True) | Q(price_plan__valid_from__lte=at)) & (
+        Q(price_plan__valid_until__isnull=True) | Q(price_plan__valid_until__gt=at)
+    )
+    return (
+        PricePlanRate.objects.filter(price_plan__state=LifecycleState.EFFECTIVE)
+        .filter(plan_valid)
+        .filter(admits)
+        .select_related("price_plan")
+        .order_by("price_plan__name", "charge_type", "pk")
+    )
+
+
+def package_list_for(*, classification: Classification | None, at: datetime) -> QuerySet[Product]:
+    """Active termed services with their titles count and, in ``applicable_rates``, the
+    price plan rates that apply to ``classification`` at ``at``."""
+    return (
+        Product.objects.filter(is_active=True, product_type__service_type=ProductType.ServiceType.TERMED)
+        .annotate(titles_count=Count("titles", distinct=True))
+        .prefetch_related(
+            Prefetch("price_plan_rates", queryset=package_rates_for(classification=classification, at=at), to_attr="applicable_rates")
+        )
+        .order_by("name", "pk")
+    )

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from django.contrib import admin
+from django import forms
+from django.contrib import admin, messages
+from django.http import HttpRequest, HttpResponseRedirect
+from django.urls import reverse
 from django.contrib.contenttypes.models import ContentType
 from django.template.response import TemplateResponse
 
+from core.exceptions import ApplicationError, ValidationFailed
 from core.models import AuditEntry
 
 
@@ -43,7 +47,7 @@ class AuditHistoryMixin:
     def log_change(self, request, obj, message):
         """Audited by the service."""
 
-    def log_deletion(self, request, obj, object_repr):
+    def log_deletions(self, request, queryset):
         """Audited by the service."""
 
 
@@ -143,3 +147,110 @@ class LifecycleActionsMixin:
             "opts": self.model._meta,
         }
         return TemplateResponse(request, "admin/core/confirm_action.html", context)
+
+
+# --- saving through services -------------------------------------------------------------
+
+class ServiceModelForm(forms.ModelForm):
+    """Reads and converts the input only. The service validates it (model rules, domain
+    rules, uniqueness), so the admin, the import files and the API share one set of rules
+    and one wording."""
+
+    def _post_clean(self):
+        """No ``instance.full_clean()`` here: the service does it when it saves."""
+
+
+def adopt_saved(obj, saved) -> None:
+    """Let the admin carry on (inlines, redirect, message) with the row a service saved."""
+    for field in saved._meta.concrete_fields:
+        setattr(obj, field.attname, getattr(saved, field.attname))
+    obj._state.adding = False
+    obj._state.db = saved._state.db
+
+
+def refusal_fields(refusal: ApplicationError) -> dict[str | None, list[str]]:
+    if isinstance(refusal, ValidationFailed) and refusal.fields:
+        return {(None if name == "non_field_errors" else name): messages_ for name, messages_ in refusal.fields.items()}
+    return {None: [refusal.message]}
+
+
+class ServiceAdminMixin:
+    """Saves and deletes through services, and shows their refusals on the form.
+
+    When a service refuses, the whole request is rolled back (the admin wraps it in a
+    transaction) and the form is shown again, as typed, with the service's messages on
+    the fields they concern.
+    """
+
+    form = ServiceModelForm
+    show_full_result_count = False
+
+    # --- what each admin provides -----------------------------------------------------
+    def service_create(self, request: HttpRequest, data: dict):
+        raise NotImplementedError
+
+    def service_update(self, request: HttpRequest, obj, data: dict):
+        raise NotImplementedError
+
+    def service_delete(self, request: HttpRequest, obj) -> None:
+        raise NotImplementedError
+
+    # --- the admin's save hooks -------------------------------------------------------
+    def save_model(self, request, obj, form, change):
+        saved = self.service_update(request, obj, form.cleaned_data) if change else self.service_create(request, form.cleaned_data)
+        adopt_saved(obj, saved)
+
+    def save_related(self, request, form, formsets, change):
+        """Relations on the form (genres, titles) were passed to the service; inline rows
+        are saved by ``save_formset``. ``form.save_m2m()`` is never called."""
+        for formset in formsets:
+            self.save_formset(request, form, formset, change=change)
+
+    def save_formset(self, request, form, formset, change):
+        raise NotImplementedError(f"{type(self).__name__} must save {formset.model.__name__} rows through a service.")
+
+    def delete_model(self, request, obj):
+        self.service_delete(request, obj)
+
+    def log_deletions(self, request, queryset):
+        """Audited by the service (and Django 6 drops the ``log_deletion`` hook)."""
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)  # one at a time, each through its service
+        return actions
+
+    # --- refusals ---------------------------------------------------------------------
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except ApplicationError as refusal:
+            request.service_refusal = refusal
+            return super().changeform_view(request, object_id, form_url, extra_context)
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form_class = super().get_form(request, obj, change=change, **kwargs)
+        refusal = getattr(request, "service_refusal", None)
+        if refusal is None:
+            return form_class
+
+        class RefusedForm(form_class):
+            def clean(self):
+                cleaned_data = super().clean()
+                for name, messages_ in refusal_fields(refusal).items():
+                    on_form = name is None or name in self.fields
+                    for message in messages_:
+                        self.add_error(name if on_form else None, message if on_form else f"{name}: {message}")
+                return cleaned_data
+
+        return RefusedForm
+
+    def delete_view(self, request, object_id, extra_context=None):
+        try:
+            return super().delete_view(request, object_id, extra_context)
+        except ApplicationError as refusal:
+            self.message_user(request, f"Nothing was deleted: {refusal.message}", messages.ERROR)
+            opts = self.model._meta
+            return HttpResponseRedirect(reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[object_id]))
+
+

@@ -32,20 +32,11 @@ from catalogs.admin.inlines import BundleComponentInline
 from catalogs.models import BundleComponent, ContentTitle, Genre, Product, ProductType, TitleAvailability
 from catalogs.resources import ContentTitleResource, ProductResource
 from catalogs.services import content as services
-from core.admin import AuditHistoryMixin
+from core.admin import AuditHistoryMixin, ServiceAdminMixin, ServiceModelForm, refusal_fields
 from core.choices import Channel, Screen
 from core.exceptions import ApplicationError, ValidationFailed
 
 # --- forms ------------------------------------------------------------------------------
-
-
-class ServiceModelForm(forms.ModelForm):
-    """Reads and converts the input only. The service validates it (model rules, domain
-    rules, uniqueness), so the admin, the import files and the API share one set of rules
-    and one wording."""
-
-    def _post_clean(self):
-        """No ``instance.full_clean()`` here: the service does it when it saves."""
 
 
 class NameListField(forms.CharField):
@@ -86,97 +77,10 @@ class ContentTitleForm(ServiceModelForm):
 # --- saving through services ------------------------------------------------------------
 
 
-def _refusal_fields(refusal: ApplicationError) -> dict[str | None, list[str]]:
-    if isinstance(refusal, ValidationFailed) and refusal.fields:
-        return {(None if name == "non_field_errors" else name): messages_ for name, messages_ in refusal.fields.items()}
-    return {None: [refusal.message]}
-
-
 def _in_context(label: str, refusal: ApplicationError) -> ValidationFailed:
     """An inline row's refusal, as form errors that say which row they are about."""
-    reasons = [f"{label}: {message}" for messages_ in _refusal_fields(refusal).values() for message in messages_]
+    reasons = [f"{label}: {message}" for messages_ in refusal_fields(refusal).values() for message in messages_]
     return ValidationFailed(refusal.message, fields={"non_field_errors": reasons})
-
-
-class ServiceAdminMixin:
-    """Saves and deletes through services, and shows their refusals on the form.
-
-    When a service refuses, the whole request is rolled back (the admin wraps it in a
-    transaction) and the form is shown again, as typed, with the service's messages on
-    the fields they concern.
-    """
-
-    form = ServiceModelForm
-    show_full_result_count = False
-
-    # --- what each admin provides -----------------------------------------------------
-    def service_create(self, request: HttpRequest, data: dict):
-        raise NotImplementedError
-
-    def service_update(self, request: HttpRequest, obj, data: dict):
-        raise NotImplementedError
-
-    def service_delete(self, request: HttpRequest, obj) -> None:
-        raise NotImplementedError
-
-    # --- the admin's save hooks -------------------------------------------------------
-    def save_model(self, request, obj, form, change):
-        saved = self.service_update(request, obj, form.cleaned_data) if change else self.service_create(request, form.cleaned_data)
-        for field in obj._meta.concrete_fields:  # the admin goes on with ``obj`` (redirect, message)
-            setattr(obj, field.attname, getattr(saved, field.attname))
-        obj._state.adding = False
-
-    def save_related(self, request, form, formsets, change):
-        """Relations on the form (genres, titles) were passed to the service; inline rows
-        are saved by ``save_formset``. ``form.save_m2m()`` is never called."""
-        for formset in formsets:
-            self.save_formset(request, form, formset, change=change)
-
-    def save_formset(self, request, form, formset, change):
-        raise NotImplementedError(f"{type(self).__name__} must save {formset.model.__name__} rows through a service.")
-
-    def delete_model(self, request, obj):
-        self.service_delete(request, obj)
-
-    def log_deletions(self, request, queryset):
-        """Audited by the service (and Django 6 drops the ``log_deletion`` hook)."""
-
-    def get_actions(self, request):
-        actions = super().get_actions(request)
-        actions.pop("delete_selected", None)  # one at a time, each through its service
-        return actions
-
-    # --- refusals ---------------------------------------------------------------------
-    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
-        try:
-            return super().changeform_view(request, object_id, form_url, extra_context)
-        except ApplicationError as refusal:
-            request.catalog_refusal = refusal
-            return super().changeform_view(request, object_id, form_url, extra_context)
-
-    def get_form(self, request, obj=None, change=False, **kwargs):
-        form_class = super().get_form(request, obj, change=change, **kwargs)
-        refusal = getattr(request, "catalog_refusal", None)
-        if refusal is None:
-            return form_class
-
-        class RefusedForm(form_class):
-            def clean(self):
-                cleaned_data = super().clean()
-                for name, messages_ in _refusal_fields(refusal).items():
-                    for message in messages_:
-                        self.add_error(name if name in self.fields else None, message)
-                return cleaned_data
-
-        return RefusedForm
-
-    def delete_view(self, request, object_id, extra_context=None):
-        try:
-            return super().delete_view(request, object_id, extra_context)
-        except ApplicationError as refusal:
-            self.message_user(request, f"Nothing was deleted: {refusal.message}", messages.ERROR)
-            opts = self.model._meta
-            return HttpResponseRedirect(reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[object_id]))
 
 
 class CatalogImportExportMixin(ImportExportMixin):

@@ -11,13 +11,12 @@ from __future__ import annotations
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
-from django.db import transaction
 from django.db.models import Count, Exists, OuterRef
-from django.http import HttpResponseRedirect
+
 from django.utils.html import format_html
 
 from core.actions import ActionRejected
-from core.admin import AuditHistoryMixin, LifecycleActionsMixin
+from core.admin import AuditHistoryMixin, LifecycleActionsMixin, ServiceAdminMixin, adopt_saved
 from core.choices import Channel, LifecycleState
 from core.exceptions import ApplicationError
 
@@ -41,24 +40,13 @@ def _currency_field() -> forms.ChoiceField:
     return forms.ChoiceField(choices=[(code, code) for code in settings.CURRENCIES])
 
 
-class _ServiceSavingAdmin(AuditHistoryMixin, LifecycleActionsMixin, admin.ModelAdmin):
+class _ServiceSavingAdmin(ServiceAdminMixin, AuditHistoryMixin, LifecycleActionsMixin, admin.ModelAdmin):
     """The form and its inlines are saved by services in one transaction; the admin never
     saves a model itself. Subclasses name their ``service_param`` and ``act`` service."""
 
     lifecycle_actions = LIFECYCLE_LABELS
     service_param: str
     editable_fields: tuple[str, ...] = ()
-
-    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
-        try:
-            with transaction.atomic():
-                return super().changeform_view(request, object_id, form_url, extra_context)
-        except ApplicationError as error:
-            self.message_user(request, f"Nothing was saved: {error.message}", messages.ERROR)
-            for name, problems in error.fields.items():
-                for problem in problems:
-                    self.message_user(request, f"{name}: {problem}", messages.ERROR)
-            return HttpResponseRedirect(request.get_full_path())
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False  # cancelled or set not effective, never deleted: the audit trail refers to them
@@ -67,19 +55,6 @@ class _ServiceSavingAdmin(AuditHistoryMixin, LifecycleActionsMixin, admin.ModelA
         if _is_draft(obj):
             return ("state_display",)
         return ("state_display", *self.editable_fields)
-
-    def save_related(self, request, form, formsets, change):
-        """Many-to-many fields were passed to the service by ``save_model``."""
-        for formset in formsets:
-            self.save_formset(request, form, formset, change=change)
-
-    @staticmethod
-    def adopt(obj, saved) -> None:
-        """Let the admin carry on (inlines, redirect) with the row the service created."""
-        for field in saved._meta.concrete_fields:
-            setattr(obj, field.attname, getattr(saved, field.attname))
-        obj._state.adding = False
-        obj._state.db = saved._state.db
 
     @staticmethod
     def changed(form, names) -> dict:
@@ -184,7 +159,7 @@ class PricePlanAdmin(_ServiceSavingAdmin):
             if data:
                 services.price_plan_update(price_plan=obj, data=data, performed_by=request.user, channel=Channel.CALL_CENTER)
             return
-        self.adopt(obj, services.price_plan_create(
+        adopt_saved(obj, services.price_plan_create(
             **{name: form.cleaned_data[name] for name in fields}, performed_by=request.user, channel=Channel.CALL_CENTER,
         ))
 
@@ -298,7 +273,7 @@ class PromotionAdmin(_ServiceSavingAdmin):
             if data:
                 services.promotion_update(promotion=obj, data=data, performed_by=request.user, channel=Channel.CALL_CENTER)
             return
-        self.adopt(obj, services.promotion_create(
+        adopt_saved(obj, services.promotion_create(
             **{name: form.cleaned_data[name] for name in fields}, performed_by=request.user, channel=Channel.CALL_CENTER,
         ))
 

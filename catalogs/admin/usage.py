@@ -13,12 +13,10 @@ from datetime import time
 from decimal import Decimal, InvalidOperation
 
 from django import forms
-from django.contrib import admin, messages
-from django.db import transaction
-from django.http import HttpResponseRedirect
+from django.contrib import admin
 from django.utils.html import format_html
 
-from core.admin import AuditHistoryMixin, LifecycleActionsMixin
+from core.admin import AuditHistoryMixin, LifecycleActionsMixin, ServiceAdminMixin, adopt_saved
 from core.choices import Channel
 from core.exceptions import ApplicationError
 
@@ -94,39 +92,17 @@ class DefaultRateInline(admin.TabularInline):
     extra = 1
 
 
-class ServiceSavingAdmin(AuditHistoryMixin, LifecycleActionsMixin, admin.ModelAdmin):
-    """Saves go through services inside one transaction; a refusal shows its reasons and
-    nothing is saved."""
-
-    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
-        try:
-            with transaction.atomic():
-                return super().changeform_view(request, object_id, form_url, extra_context)
-        except ApplicationError as error:
-            self.message_user(request, f"Nothing was saved: {error.message}", messages.ERROR)
-            for name, problems in error.fields.items():
-                for problem in problems:
-                    self.message_user(request, f"{name}: {problem}", messages.ERROR)
-            return HttpResponseRedirect(request.get_full_path())
+class ConfigurationAdmin(ServiceAdminMixin, AuditHistoryMixin, LifecycleActionsMixin, admin.ModelAdmin):
+    """Saves go through services inside the admin's transaction; a refusal shows the form
+    again as typed, with every reason. Configuration is never deleted: it is cancelled or
+    set not effective, and the audit trail keeps referring to it."""
 
     def has_delete_permission(self, request, obj=None) -> bool:
-        return False  # configuration is cancelled or set not effective, never deleted
-
-    def save_related(self, request, form, formsets, change):
-        for formset in formsets:
-            self.save_formset(request, form, formset, change=change)
-
-    @staticmethod
-    def adopt(obj, saved) -> None:
-        """Let the admin continue with the row the service created."""
-        for field in saved._meta.concrete_fields:
-            setattr(obj, field.attname, getattr(saved, field.attname))
-        obj._state.adding = False
-        obj._state.db = saved._state.db
+        return False
 
 
 @admin.register(UsageServiceCatalogDefinition)
-class DefinitionAdmin(ServiceSavingAdmin):
+class DefinitionAdmin(ConfigurationAdmin):
     list_display = ("name", "state_display")
     fields = ("name", "state", "usage_service_types", "providers")
     readonly_fields = ("state",)
@@ -150,7 +126,7 @@ class DefinitionAdmin(ServiceSavingAdmin):
                 raise ApplicationError("A definition's name, types and providers are fixed once created; "
                                        "create a new definition instead.", code="definition_fixed")
             return
-        self.adopt(obj, services.usage_definition_create(
+        adopt_saved(obj, services.usage_definition_create(
             name=form.cleaned_data["name"], usage_service_types=form.cleaned_data["usage_service_types"],
             providers=form.cleaned_data["providers"], performed_by=request.user,
         ))
@@ -167,7 +143,7 @@ class DefinitionAdmin(ServiceSavingAdmin):
 
 
 @admin.register(UsageServiceCatalog)
-class UsageServiceCatalogAdmin(ServiceSavingAdmin):
+class UsageServiceCatalogAdmin(ConfigurationAdmin):
     list_display = ("name", "version", "state_display", "provider", "conditions", "validity", "priority")
     list_filter = ("state", "provider", "classifications")
     search_fields = ("name",)
@@ -234,7 +210,7 @@ class UsageServiceCatalogAdmin(ServiceSavingAdmin):
             if data:
                 services.usage_catalog_update(catalog=obj, data=data, performed_by=request.user)
             return
-        self.adopt(obj, services.usage_catalog_create(
+        adopt_saved(obj, services.usage_catalog_create(
             name=form.cleaned_data["name"], provider=form.cleaned_data["provider"], currency=form.cleaned_data["currency"],
             valid_from=form.cleaned_data["valid_from"], valid_until=form.cleaned_data["valid_until"],
             priority=form.cleaned_data["priority"], classifications=form.cleaned_data["classifications"],

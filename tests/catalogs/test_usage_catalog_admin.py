@@ -10,7 +10,7 @@ from django.test import Client
 from catalogs.models import UsageServiceCatalog
 from catalogs.services import usage_catalogs as services
 
-from .test_usage_catalogs import normal_catalog, zx  # noqa: F401  (fixture)
+from .test_usage_catalogs import normal_catalog, zx  # noqa: F401,F811  (zx is a fixture)
 
 pytestmark = pytest.mark.django_db
 CATALOGS = "/admin/catalogs/usageservicecatalog/"
@@ -61,9 +61,11 @@ def test_a_bad_tier_is_shown_on_its_row_and_nothing_is_saved(marketing_user, zx)
 
 def test_a_refused_service_rule_saves_nothing(marketing_user, zx):
     response = logged_in(marketing_user).post(f"{CATALOGS}add/", catalog_form(
-        zx, lotr={"provisioning_id": "1AQ8", "tiers_text": "4@01:00-03:00, 2@02:00-04:00"}), follow=True)
-    messages = [str(message) for message in response.context["messages"]]
-    assert any("overlap" in message for message in messages)
+        zx, lotr={"provisioning_id": "1AQ8", "tiers_text": "4@01:00-03:00, 2@02:00-04:00"}))
+    assert response.status_code == 200  # the form again, as typed, with the reason
+    errors = response.context["adminform"].form.non_field_errors()
+    assert "tiers: Tiers 01:00–03:00 and 02:00–04:00 overlap." in errors
+    assert response.context["adminform"].form["name"].value() == "Summer movies"
     assert not UsageServiceCatalog.objects.exists()
 
 

@@ -91,6 +91,12 @@ def main() -> int:
             check("GET /api/v1/me/ returns the customer's own profile",
                   profile.get("email") == "maria@example.com" and len(profile.get("accounts", [])) == 1, f"{status} {body[:300]!r}")
 
+            status, body = request(f"{base}/api/v1/catalog/titles/?screen=SET_TOP_BOX", token=token)
+            titles = json.loads(body).get("results", []) if status == 200 else []
+            prices = {title["title"]: (title.get("price") or {}).get("amount") for title in titles}
+            check("the Company ZX movies are in the catalog with a price", len(titles) == 3 and prices.get("Serendipity") == "3.0000",
+                  f"{status} {body[:300]!r}")
+
             status, body = request(f"{base}/api/v1/me/")
             check("anonymous GET /api/v1/me/ is refused with the error format",
                   status == 401 and json.loads(body)["error"]["code"] == "not_authenticated", f"{status} {body[:300]!r}")

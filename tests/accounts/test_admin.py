@@ -30,13 +30,17 @@ def visible_models(client: Client) -> set[str]:
 
 CUSTOMER_SCREENS = {"accounts.AccountsReceivable", "accounts.Contact", "accounts.AccountEvent"}
 STAFF_SCREENS = {"auth.User", "auth.Group"}
+CATALOG_SCREENS = {"catalogs.Product", "catalogs.ContentTitle", "catalogs.PricePlan", "catalogs.UsageServiceCatalog",
+                   "catalogs.Promotion", "catalogs.UsageServiceCatalogDefinition"}
 
 
 def test_each_role_sees_only_its_screens(agent, marketing_user, finance_user, administrator):
     agent_sees = visible_models(logged_in(agent))
     assert CUSTOMER_SCREENS <= agent_sees and not agent_sees & STAFF_SCREENS
+    assert CATALOG_SCREENS <= agent_sees  # to look things up for callers; changing them is refused
     marketing_sees = visible_models(logged_in(marketing_user))
     assert "accounts.Classification" in marketing_sees and not marketing_sees & (CUSTOMER_SCREENS | STAFF_SCREENS)
+    assert CATALOG_SCREENS <= marketing_sees
     finance_sees = visible_models(logged_in(finance_user))
     assert CUSTOMER_SCREENS <= finance_sees and not finance_sees & STAFF_SCREENS
     assert STAFF_SCREENS | CUSTOMER_SCREENS <= visible_models(logged_in(administrator))

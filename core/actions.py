@@ -23,7 +23,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 from django.db import models, transaction
 
-from core.choices import Channel
+from core.choices import Channel, LifecycleState
 from core.exceptions import ApplicationError
 
 M = TypeVar("M", bound=models.Model)
@@ -95,3 +95,39 @@ class Action(Generic[M]):
         with transaction.atomic():
             self.record(obj, executed=False, reasons=reasons, performed_by=performed_by, channel=channel, changes={})
         raise ActionRejected(self.label, reasons)
+
+
+class AuditedAction(Action[M]):
+    """An action whose outcome, executed or rejected with every reason, is written to the
+    object's audit trail (``AuditEntry``): "set_effective", or "rejected: set_effective"."""
+
+    def record(self, obj, *, executed: bool, reasons: list[str], performed_by, channel: str, changes: dict) -> None:
+        from core.services import audit_record
+
+        audit_record(target=obj, action=self.code if executed else f"rejected: {self.code}", changes=changes,
+                     reasons=reasons, performed_by=performed_by, channel=channel)
+
+
+# The configuration life cycle of price plans, promotions and usage service catalogs:
+# DRAFT → EFFECTIVE ⇄ NOT_EFFECTIVE, DRAFT → CANCELLED. Subclass to add validations.
+
+class SetEffective(AuditedAction):
+    code, label = "set_effective", "Set effective"
+    allowed_from = frozenset({LifecycleState.DRAFT, LifecycleState.NOT_EFFECTIVE})
+    target_state = LifecycleState.EFFECTIVE
+
+
+class SetNotEffective(AuditedAction):
+    code, label = "set_not_effective", "Set not effective"
+    allowed_from = frozenset({LifecycleState.EFFECTIVE})
+    target_state = LifecycleState.NOT_EFFECTIVE
+
+
+class Cancel(AuditedAction):
+    code, label = "cancel", "Cancel"
+    allowed_from = frozenset({LifecycleState.DRAFT})
+    target_state = LifecycleState.CANCELLED
+
+
+def actions_by_code(*classes: type[Action]) -> dict[str, Action]:
+    return {action.code: action() for action in classes}

@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any, ClassVar
+from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, models, transaction
@@ -29,7 +29,7 @@ from django.db.models import ProtectedError
 from django.utils import timezone
 
 from catalogs.models import BundleComponent, ContentTitle, Genre, Product, ProductType, TitleAvailability
-from core.actions import Action
+from core.actions import AuditedAction
 from core.choices import Channel, Screen
 from core.exceptions import Conflict, NotFound, ValidationFailed
 from core.services import audit_changes, audit_record
@@ -629,16 +629,9 @@ def _publication_problems(title: ContentTitle) -> list[str]:
     return problems
 
 
-class TitleAction(Action[ContentTitle]):
+class TitleAction(AuditedAction[ContentTitle]):
     """A workflow step of a content title. Executed or rejected, it is written to the
     title's audit trail ("submit", or "rejected: submit" with every reason)."""
-
-    code: ClassVar[str]
-    label: ClassVar[str]
-
-    def record(self, obj, *, executed: bool, reasons: list[str], performed_by, channel: str, changes: dict) -> None:
-        audit_record(target=obj, action=self.code if executed else f"rejected: {self.code}", changes=changes,
-                     reasons=reasons, performed_by=performed_by, channel=channel)
 
 
 class TitleSubmit(TitleAction):

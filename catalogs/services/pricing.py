@@ -27,7 +27,7 @@ from django.db.models import Model
 from django.utils import timezone
 
 from accounts.models import AccountsReceivable, Classification
-from core.actions import Action
+from core.actions import Action, Cancel, SetEffective, SetNotEffective, actions_by_code
 from core.choices import Channel, LifecycleState
 from core.exceptions import ApplicationError, Conflict, ValidationFailed
 from core.services import audit_record
@@ -156,15 +156,6 @@ def _only_while_draft(obj: PricePlan | Promotion, what: str) -> None:
             f"create a new one with the new terms, make it effective, and set this one NOT_EFFECTIVE.",
             code="not_draft",
         )
-
-
-class _AuditedAction(Action):
-    """Life-cycle actions of catalog configuration: the outcome, executed or rejected with
-    its reasons, goes to the audit log."""
-
-    def record(self, obj, *, executed: bool, reasons: list[str], performed_by, channel: str, changes: dict) -> None:
-        audit_record(target=obj, action=self.code if executed else f"rejected: {self.code}", changes=changes,
-                     reasons=reasons, performed_by=performed_by, channel=channel)
 
 
 def _validity_not_over(obj: PricePlan | Promotion) -> Iterator[str]:
@@ -315,12 +306,7 @@ def price_plan_rate_remove(*, rate: PricePlanRate, performed_by=None, channel: s
         audit_record(target=locked, action="rate_removed", changes=changes, performed_by=performed_by, channel=channel)
 
 
-class PricePlanSetEffective(_AuditedAction):
-    code = "set_effective"
-    label = "Set effective"
-    allowed_from = frozenset({LifecycleState.DRAFT, LifecycleState.NOT_EFFECTIVE})
-    target_state = LifecycleState.EFFECTIVE
-
+class PricePlanSetEffective(SetEffective):
     def validate(self, plan: PricePlan, **params: Any) -> Iterator[str]:
         rates = list(plan.rates.select_related("product"))
         if not rates:
@@ -331,23 +317,7 @@ class PricePlanSetEffective(_AuditedAction):
             yield f"These products are not active: {', '.join(inactive)}."
 
 
-class PricePlanSetNotEffective(_AuditedAction):
-    code = "set_not_effective"
-    label = "Set not effective"
-    allowed_from = frozenset({LifecycleState.EFFECTIVE})
-    target_state = LifecycleState.NOT_EFFECTIVE
-
-
-class PricePlanCancel(_AuditedAction):
-    code = "cancel"
-    label = "Cancel"
-    allowed_from = frozenset({LifecycleState.DRAFT})
-    target_state = LifecycleState.CANCELLED
-
-
-PRICE_PLAN_ACTIONS: dict[str, Action] = {
-    action.code: action() for action in (PricePlanSetEffective, PricePlanSetNotEffective, PricePlanCancel)
-}
+PRICE_PLAN_ACTIONS: dict[str, Action] = actions_by_code(PricePlanSetEffective, SetNotEffective, Cancel)
 
 
 def price_plan_act(*, price_plan: PricePlan, action: str, performed_by=None, channel: str = Channel.CALL_CENTER) -> PricePlan:
@@ -459,12 +429,7 @@ def promotion_update(*, promotion: Promotion, data: dict[str, Any], performed_by
     return locked
 
 
-class PromotionSetEffective(_AuditedAction):
-    code = "set_effective"
-    label = "Set effective"
-    allowed_from = frozenset({LifecycleState.DRAFT, LifecycleState.NOT_EFFECTIVE})
-    target_state = LifecycleState.EFFECTIVE
-
+class PromotionSetEffective(SetEffective):
     def validate(self, promotion: Promotion, **params: Any) -> Iterator[str]:
         yield from _validity_not_over(promotion)
         inactive = _codes(product for product in promotion.products.all() if not product.is_active)
@@ -474,23 +439,7 @@ class PromotionSetEffective(_AuditedAction):
             yield "It requires a coupon but has no active coupon; add one."
 
 
-class PromotionSetNotEffective(_AuditedAction):
-    code = "set_not_effective"
-    label = "Set not effective"
-    allowed_from = frozenset({LifecycleState.EFFECTIVE})
-    target_state = LifecycleState.NOT_EFFECTIVE
-
-
-class PromotionCancel(_AuditedAction):
-    code = "cancel"
-    label = "Cancel"
-    allowed_from = frozenset({LifecycleState.DRAFT})
-    target_state = LifecycleState.CANCELLED
-
-
-PROMOTION_ACTIONS: dict[str, Action] = {
-    action.code: action() for action in (PromotionSetEffective, PromotionSetNotEffective, PromotionCancel)
-}
+PROMOTION_ACTIONS: dict[str, Action] = actions_by_code(PromotionSetEffective, SetNotEffective, Cancel)
 
 
 def promotion_act(*, promotion: Promotion, action: str, performed_by=None, channel: str = Channel.CALL_CENTER) -> Promotion:

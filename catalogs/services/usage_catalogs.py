@@ -20,7 +20,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from core.actions import Action
+from core.actions import Cancel, SetEffective, SetNotEffective, actions_by_code
 from core.choices import Channel, LifecycleState
 from core.exceptions import ApplicationError, ValidationFailed
 from core.services import audit_changes, audit_record
@@ -173,17 +173,7 @@ def usage_definition_effective() -> UsageServiceCatalogDefinition | None:
     return UsageServiceCatalogDefinition.objects.filter(state=EFFECTIVE).first()
 
 
-class _AuditedAction(Action):
-    def record(self, obj, *, executed, reasons, performed_by, channel, changes):
-        audit_record(target=obj, action=self.code if executed else f"rejected: {self.code}", changes=changes,
-                     reasons=reasons, performed_by=performed_by, channel=channel)
-
-
-class DefinitionSetEffective(_AuditedAction):
-    code, label = "set_effective", "Set effective"
-    allowed_from = frozenset({DRAFT, NOT_EFFECTIVE})
-    target_state = EFFECTIVE
-
+class DefinitionSetEffective(SetEffective):
     def validate(self, definition, **params):
         if not definition.usage_service_types.exists():
             yield "Choose at least one allowed usage service type."
@@ -194,19 +184,7 @@ class DefinitionSetEffective(_AuditedAction):
             yield f"Only one definition may be effective: set '{other}' not effective first."
 
 
-class DefinitionSetNotEffective(_AuditedAction):
-    code, label = "set_not_effective", "Set not effective"
-    allowed_from = frozenset({EFFECTIVE})
-    target_state = NOT_EFFECTIVE
-
-
-class DefinitionCancel(_AuditedAction):
-    code, label = "cancel", "Cancel"
-    allowed_from = frozenset({DRAFT})
-    target_state = CANCELLED
-
-
-DEFINITION_ACTIONS = {action.code: action() for action in (DefinitionSetEffective, DefinitionSetNotEffective, DefinitionCancel)}
+DEFINITION_ACTIONS = actions_by_code(DefinitionSetEffective, SetNotEffective, Cancel)
 
 
 def usage_definition_act(*, definition: UsageServiceCatalogDefinition, action: str, performed_by=None,
@@ -415,11 +393,7 @@ def usage_service_remove(*, usage_service: UsageService, performed_by=None, chan
                      performed_by=performed_by, channel=channel)
 
 
-class CatalogSetEffective(_AuditedAction):
-    code, label = "set_effective", "Set effective"
-    allowed_from = frozenset({DRAFT, NOT_EFFECTIVE})
-    target_state = EFFECTIVE
-
+class CatalogSetEffective(SetEffective):
     def validate(self, catalog, **params):
         definition = catalog.definition
         if definition.state != EFFECTIVE:
@@ -462,19 +436,7 @@ class CatalogSetEffective(_AuditedAction):
         return catalog
 
 
-class CatalogSetNotEffective(_AuditedAction):
-    code, label = "set_not_effective", "Set not effective"
-    allowed_from = frozenset({EFFECTIVE})
-    target_state = NOT_EFFECTIVE
-
-
-class CatalogCancel(_AuditedAction):
-    code, label = "cancel", "Cancel"
-    allowed_from = frozenset({DRAFT})
-    target_state = CANCELLED
-
-
-CATALOG_ACTIONS = {action.code: action() for action in (CatalogSetEffective, CatalogSetNotEffective, CatalogCancel)}
+CATALOG_ACTIONS = actions_by_code(CatalogSetEffective, SetNotEffective, Cancel)
 
 
 def usage_catalog_act(*, catalog: UsageServiceCatalog, action: str, performed_by=None,

@@ -67,6 +67,10 @@ class Product(models.Model):
     is_active = models.BooleanField(default=True)
     titles = models.ManyToManyField("ContentTitle", blank=True, related_name="products",
                                     help_text="The content behind it: one title for a PPV movie, many for a package.")
+    max_devices = models.PositiveSmallIntegerField(null=True, blank=True,
+                                                   help_text="Termed services: devices an account holding it may register (empty: the default).")
+    max_streams = models.PositiveSmallIntegerField(null=True, blank=True,
+                                                   help_text="Termed services: streams at once (empty: the default).")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

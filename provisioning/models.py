@@ -24,3 +24,44 @@ class ProvisioningProvider(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class ProvisioningRequest(models.Model):
+    """A command for the content platform, written in the same transaction as the change
+    that causes it (the outbox). The provisioning issue sends them in order per
+    subscription, with retries, and records the platform's answer."""
+
+    class State(models.TextChoices):
+        PENDING = "PENDING", "Pending"
+        COMPLETED = "COMPLETED", "Completed"
+        REJECTED = "REJECTED", "Rejected"
+        CANCELLED = "CANCELLED", "Cancelled"
+
+    class Kind(models.TextChoices):
+        CREATE_ACCOUNT = "CREATE_ACCOUNT", "Create account"
+        SUSPEND_ACCOUNT = "SUSPEND_ACCOUNT", "Suspend account"
+        CANCEL_ACCOUNT = "CANCEL_ACCOUNT", "Cancel account"
+        ADD_ENTITLEMENT = "ADD_ENTITLEMENT", "Add entitlement"
+        REMOVE_ENTITLEMENT = "REMOVE_ENTITLEMENT", "Remove entitlement"
+        PURCHASE_PPV = "PURCHASE_PPV", "Purchase PPV event"
+        PAIR_DEVICE = "PAIR_DEVICE", "Pair device"
+        UNPAIR_DEVICE = "UNPAIR_DEVICE", "Unpair device"
+        SWAP_DEVICE = "SWAP_DEVICE", "Swap device"
+
+    provider = models.ForeignKey(ProvisioningProvider, null=True, blank=True, on_delete=models.PROTECT, related_name="requests")
+    account = models.ForeignKey("accounts.AccountsReceivable", on_delete=models.PROTECT, related_name="provisioning_requests")
+    subscription = models.ForeignKey("subscriptions.Subscription", null=True, blank=True, on_delete=models.PROTECT,
+                                     related_name="provisioning_requests")
+    action = models.ForeignKey("subscriptions.SubscriptionAction", null=True, blank=True, on_delete=models.SET_NULL,
+                               related_name="provisioning_requests")
+    kind = models.CharField(max_length=24, choices=Kind.choices)
+    parameters = models.JSONField(default=dict, blank=True)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["pk"]
+        indexes = [models.Index(fields=["state", "subscription", "id"], name="provisioning_pending_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} for {self.account_id} ({self.state})"

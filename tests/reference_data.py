@@ -19,3 +19,4 @@ def reference_data_ensure() -> None:
         for name in functions:
             getattr(module, name)(apps, None)
 SEEDS.append(("catalogs.migrations.0002_roles", ["grant"]))
+SEEDS.append(("subscriptions.migrations.0002_roles", ["grant"]))

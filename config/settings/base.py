@@ -41,6 +41,7 @@ INSTALLED_APPS = [
     "core",
     "accounts",
     "catalogs",
+    "subscriptions",
     "billing",
     "payments",
     "provisioning",
@@ -193,6 +194,14 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
 }
+
+# PPV rentals, devices and streams.
+RENTAL_HOURS = env_int("RENTAL_HOURS", 48)
+DEVICE_LIMIT_DEFAULT = env_int("DEVICE_LIMIT_DEFAULT", 5)
+STREAM_LIMIT_DEFAULT = env_int("STREAM_LIMIT_DEFAULT", 2)
+DEVICE_SLOT_COOLDOWN_HOURS = env_int("DEVICE_SLOT_COOLDOWN_HOURS", 24)
+STREAM_STALE_SECONDS = env_int("STREAM_STALE_SECONDS", 120)
+PAIRING_CODE_MINUTES = env_int("PAIRING_CODE_MINUTES", 10)
 
 # How long a stored Idempotency-Key response is replayed.
 IDEMPOTENCY_KEY_TTL_HOURS = env_int("IDEMPOTENCY_KEY_TTL_HOURS", 24)

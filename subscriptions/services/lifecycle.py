@@ -1,0 +1,1 @@
+"""Placeholder: the subscription life cycle actions are added here."""

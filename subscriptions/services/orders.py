@@ -1,0 +1,124 @@
+"""The PPV order (CRM.COM's "Add Service Usage"), the same from every channel.
+
+The call center (admin), the portal and the decoder all call ``usage_order_place``. It
+runs the ADD_SERVICE_USAGE action, which checks the Company ZX rules — an ACTIVE account,
+an EFFECTIVE subscription holding the termed service the catalog requires ("PPV
+Service"), a catalog the account qualifies for, the title available on the ordering
+screen — then, in one transaction: prices the order with the one rating function,
+records the UDR (RATED, waiting for billing), grants the rental and writes the PURCHASE_PPV
+provisioning request (the outbox). A repeated transaction reference returns the first
+order and creates nothing.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.utils import timezone
+
+from accounts.models import AccountsReceivable
+from billing.models import UsageDetailRecord
+from catalogs.models import ContentTitle, Product
+from catalogs.rating import RateQuote, rate_usage, title_ppv_product
+from catalogs.selectors import title_is_available
+from core.choices import Channel, Screen
+from core.exceptions import ApplicationError, ValidationFailed
+from provisioning.models import ProvisioningRequest
+
+from ..models import Device, Rental, Subscription, SubscriptionAction
+from .actions import Behavior, State, SubscriptionActionType, action_type_register, effective_termed_products, subscription_act
+
+
+def order_quote(*, subscription: Subscription, product: Product, usage_at: datetime) -> RateQuote:
+    """The price the order would be charged now (raises ApplicationError when none applies)."""
+    return rate_usage(product=product, at=usage_at, account=subscription.account,
+                      subscription_services=effective_termed_products(subscription))
+
+
+@action_type_register
+class AddServiceUsage(SubscriptionActionType):
+    behavior = Behavior.ADD_SERVICE_USAGE
+    label = "Add service usage"
+    allowed_from = frozenset({State.EFFECTIVE})
+
+    def validate(self, subscription: Subscription, *, product: Product, usage_at: datetime, title: ContentTitle | None = None,
+                 device: Device | None = None, screen: str | None = None, **params: Any):
+        account = subscription.account
+        if account.state != AccountsReceivable.State.ACTIVE:
+            yield f"The account {account.number} is {account.state}; orders need an ACTIVE account."
+        if device is not None and (device.account_id != account.pk or device.state != Device.State.ACTIVE):
+            yield f"The device {device} is not an active device of this account."
+        if not product.is_usage_service:
+            yield f"{product} is not a pay-per-view (usage) service."
+            return
+        try:
+            preview = rate_usage(product=product, at=usage_at, account=account)  # without the subscription condition
+        except ApplicationError as refusal:
+            yield refusal.message
+            return
+        held = effective_termed_products(subscription)
+        required = preview.required_services
+        if required and not set(required) & set(held):
+            names = " or ".join(str(service) for service in required)
+            yield f"The subscription needs an EFFECTIVE {names} to order {product}."
+        else:
+            try:
+                order_quote(subscription=subscription, product=product, usage_at=usage_at)
+            except ApplicationError as refusal:
+                yield refusal.message
+        screen = device.screen if device is not None else screen
+        if title is not None and screen and not title_is_available(title=title, screen=screen, at=usage_at):
+            yield f"{title} is not available on {Screen(screen).label} now."
+
+    def process(self, subscription: Subscription, *, action: SubscriptionAction, product: Product, usage_at: datetime,
+                title: ContentTitle | None = None, device: Device | None = None, screen: str | None = None, **params: Any):
+        quote = order_quote(subscription=subscription, product=product, usage_at=usage_at)
+        udr = UsageDetailRecord.objects.create(
+            account=subscription.account, subscription=subscription, product=product, title=title, catalog=quote.catalog,
+            usage_service=quote.usage_service, tier=quote.tier, device=device, usage_at=usage_at, channel=action.channel,
+            source="ORDER", external_id=action.transaction_reference, amount=quote.amount, currency=quote.currency,
+            rate_reason=quote.reason[:300], state=UsageDetailRecord.State.RATED,
+        )
+        rental = None
+        if title is not None:
+            rental = Rental.objects.create(account=subscription.account, title=title, udr=udr, starts_at=usage_at,
+                                           ends_at=usage_at + timedelta(hours=settings.RENTAL_HOURS))
+        ProvisioningRequest.objects.create(
+            provider=quote.catalog.provider, account=subscription.account, subscription=subscription, action=action,
+            kind=ProvisioningRequest.Kind.PURCHASE_PPV,
+            parameters={"account": subscription.account.number, "provisioning_id": quote.usage_service.provisioning_id,
+                        "title": title.code if title else None, "until": rental.ends_at.isoformat() if rental else None},
+        )
+        # The billing issue invoices RATED UDRs (at once when the scheme bills usage instantly).
+        return {"udr": udr.pk, "amount": str(quote.amount), "currency": quote.currency, "reason": quote.reason,
+                "rental_until": rental.ends_at.isoformat() if rental else None}
+
+
+def usage_order_place(
+    *, subscription: Subscription, product: Product | None = None, title: ContentTitle | None = None,
+    device: Device | None = None, screen: str | None = None, usage_at: datetime | None = None,
+    transaction_reference: str | None = None, performed_by=None, channel: str = Channel.CALL_CENTER,
+) -> SubscriptionAction:
+    """Order a PPV movie (by title or product) for a subscription. Returns the EXECUTED
+    action (``action.result["udr"]`` is the UDR); raises ActionRejected with every reason."""
+    if product is None and title is None:
+        raise ValidationFailed("Say what is ordered: a title or a product.", fields={"title": ["Required."]})
+    if product is None:
+        product = title_ppv_product(title)
+        if product is None:
+            raise ValidationFailed(f"{title} is not sold per view.", fields={"title": ["Not a PPV title."]})
+    if title is None:
+        title = product.titles.first()
+    if screen is not None and screen not in Screen.values:
+        raise ValidationFailed("Unknown screen.", fields={"screen": [f"Choose one of {', '.join(Screen.values)}."]})
+    return subscription_act(
+        subscription=subscription, behavior=Behavior.ADD_SERVICE_USAGE, transaction_reference=transaction_reference,
+        performed_by=performed_by, channel=channel, product=product, title=title, device=device, screen=screen,
+        usage_at=usage_at or timezone.now(),
+    )
+
+
+def order_udr(action: SubscriptionAction) -> UsageDetailRecord:
+    return UsageDetailRecord.objects.select_related("product", "title").get(pk=action.result["udr"])

@@ -5,4 +5,7 @@ from django.urls import include, path
 urlpatterns = [
     path("", include("accounts.api.urls")),
     path("catalog/", include("catalogs.api.urls")),
+    path("", include("subscriptions.api.urls_orders")),
+    path("", include("subscriptions.api.urls_portal")),
+    path("device/", include("subscriptions.api.urls_device")),
 ]

@@ -188,6 +188,8 @@ SPECTACULAR_SETTINGS = {
         "AddressKindEnum": "accounts.models.Address.Kind",
         "AccountEventKindEnum": "accounts.models.AccountEvent.Kind",
         "AccountStateEnum": "accounts.models.AccountsReceivable.State",
+        "SubscriptionStateEnum": "subscriptions.models.Subscription.State",
+        "UsageRecordStateEnum": "billing.models.UsageDetailRecord.State",
     },
     # Swagger UI served from our own static files (drf-spectacular-sidecar), not a CDN.
     "SWAGGER_UI_DIST": "SIDECAR",

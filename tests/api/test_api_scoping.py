@@ -55,7 +55,21 @@ def two_customers():
     b = customer_create(first_name="Bob", email="bob@example.com")
     for account in (a, b):
         services.address_save(contact=account.contact, data={"kind": "SHIPPING", "line1": "1 Rd", "city": "X", "country": "CY"})
+    place_an_order(b)
     return a, b
+
+
+def place_an_order(account) -> None:
+    """A subscription and a PPV order (UDR) for the account, on the Company ZX catalog."""
+    from billing.models import BillingTermScheme
+    from catalogs.demo import demo_catalog_load
+    from catalogs.models import ContentTitle
+    from subscriptions.services.orders import usage_order_place
+    from tests.subscriptions.conftest import effective_subscription
+
+    demo_catalog_load()
+    scheme, _ = BillingTermScheme.objects.get_or_create(name="Normal", defaults={"state": "EFFECTIVE"})
+    usage_order_place(subscription=effective_subscription(account, scheme), title=ContentTitle.objects.get(code="LOTR"))
 
 
 def client_for(view, account):

@@ -1,0 +1,92 @@
+"""The PPV order from the portal and from the decoder: same rules, same prices, one UDR per
+request however often it is sent."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+import time_machine
+from rest_framework.test import APIClient
+
+from accounts import services as account_services
+from billing.models import UsageDetailRecord
+from tests.conftest import portal_client_for
+
+pytestmark = pytest.mark.django_db
+NICOSIA = ZoneInfo("Europe/Nicosia")
+
+
+@pytest.fixture
+def client(subscriber):
+    return portal_client_for(subscriber.account)
+
+
+def test_portal_order_at_night_costs_five_euros(client, subscriber, movie):
+    with time_machine.travel(datetime(2026, 11, 20, 2, 30, tzinfo=NICOSIA)):
+        response = client.post("/api/v1/orders/", {"title": movie("LOTR").pk, "screen": "WEB"}, format="json")
+    assert response.status_code == 201, response.json()
+    body = response.json()
+    assert (body["amount"], body["currency"], body["state"], body["channel"]) == ("5.0000", "EUR", "RATED", "PORTAL")
+    assert body["subscription"] == subscriber.number and body["title"] == "Lord of the Rings"
+    listing = client.get("/api/v1/orders/").json()
+    assert [order["id"] for order in listing["results"]] == [body["id"]]
+    assert client.get(f"/api/v1/orders/{body['id']}/").json()["rental_until"] == body["rental_until"]
+
+
+def test_a_repeated_idempotency_key_returns_the_first_order(client, movie):
+    first = client.post("/api/v1/orders/", {"title": movie("LIMITLESS").pk}, format="json", HTTP_IDEMPOTENCY_KEY="k1")
+    second = client.post("/api/v1/orders/", {"title": movie("LIMITLESS").pk}, format="json", HTTP_IDEMPOTENCY_KEY="k1")
+    assert first.status_code == second.status_code == 201
+    assert first.json() == second.json()
+    assert UsageDetailRecord.objects.count() == 1
+
+
+def test_the_same_transaction_reference_from_two_channels_is_one_order(client, subscriber, movie):
+    client.post("/api/v1/orders/", {"title": movie("LOTR").pk, "transaction_reference": "shop-42"}, format="json")
+    again = client.post("/api/v1/orders/", {"title": movie("LOTR").pk, "transaction_reference": "shop-42"}, format="json")
+    assert again.status_code == 201
+    assert UsageDetailRecord.objects.count() == 1
+
+
+def test_a_refused_order_lists_every_reason_and_changes_nothing(client, subscriber, movie):
+    subscriber.services.update(state="NOT_EFFECTIVE")
+    response = client.post("/api/v1/orders/", {"title": movie("SERENDIPITY").pk}, format="json")
+    assert response.status_code == 409
+    error = response.json()["error"]
+    assert error["code"] == "action_rejected"
+    assert error["fields"]["reasons"] == ["The subscription needs an EFFECTIVE PPV Service to order Serendipity."]
+    assert not UsageDetailRecord.objects.exists()
+
+
+def test_bad_input_is_a_field_error(client):
+    response = client.post("/api/v1/orders/", {"screen": "CINEMA"}, format="json")
+    assert response.status_code == 400
+    assert {"screen"} <= set(response.json()["error"]["fields"])
+    response = client.post("/api/v1/orders/", {}, format="json")
+    assert "title" in response.json()["error"]["fields"]
+
+
+def test_the_decoder_orders_with_its_own_key(subscriber, movie):
+    _credential, key = account_services.device_credential_issue(account=subscriber.account, label="Thomson decoder")
+    decoder = APIClient()
+    decoder.credentials(HTTP_AUTHORIZATION=f"Device {key}")
+    with time_machine.travel(datetime(2026, 11, 20, 21, 0, tzinfo=NICOSIA)):
+        response = decoder.post("/api/v1/device/orders/", {"title": movie("LIMITLESS").pk}, format="json", HTTP_IDEMPOTENCY_KEY="remote-1")
+        repeat = decoder.post("/api/v1/device/orders/", {"title": movie("LIMITLESS").pk}, format="json", HTTP_IDEMPOTENCY_KEY="remote-1")
+    assert response.status_code == repeat.status_code == 201
+    assert response.json()["amount"] == "10.0000" and response.json()["channel"] == "DEVICE"
+    assert UsageDetailRecord.objects.count() == 1
+
+
+def test_a_vip_portal_order_is_free(vip_subscriber, movie):
+    response = portal_client_for(vip_subscriber.account).post("/api/v1/orders/", {"title": movie("SERENDIPITY").pk}, format="json")
+    assert response.json()["amount"] == "0.0000"
+
+
+def test_my_subscriptions(client, subscriber):
+    body = client.get("/api/v1/subscriptions/").json()
+    assert body["results"][0]["number"] == subscriber.number
+    assert body["results"][0]["services"][0]["product"] == "PPV-SERVICE"
+    assert client.get(f"/api/v1/subscriptions/{subscriber.number}/").status_code == 200

@@ -138,8 +138,22 @@ class CustomerAccountAdmin(admin.ModelAdmin):
                 can_issue_device_key=request.user.has_perm("accounts.add_devicecredential")
                 and account.state != AccountsReceivable.State.TERMINATED,
                 show_save_and_add_another=False,
+                **self._subscription_overview(request, account),
             )
         return super().change_view(request, object_id, form_url, extra_context)
+
+    @staticmethod
+    def _subscription_overview(request, account) -> dict:
+        """Subscriptions, devices, orders and actions (the subscriptions app's panel)."""
+        from subscriptions.selectors_customer import customer_overview
+
+        if not request.user.has_perm("subscriptions.view_subscription"):
+            return {}
+        return {
+            **customer_overview(account=account),
+            "can_subscribe": request.user.has_perm("subscriptions.add_subscription") and account.state == AccountsReceivable.State.ACTIVE,
+            "can_order": request.user.has_perm("subscriptions.order_usage"),
+        }
 
     def save_model(self, request, obj, form, change):
         if not change:

@@ -1,0 +1,92 @@
+"""The call center in the admin: the customer page shows subscriptions, devices, orders and
+actions; Add Service Usage previews the price then orders; actions report every reason."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+import time_machine
+from django.test import Client
+
+from billing.models import UsageDetailRecord
+from subscriptions.models import Device, SubscriptionAction
+
+pytestmark = pytest.mark.django_db
+NICOSIA = ZoneInfo("Europe/Nicosia")
+
+
+def logged_in(user) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def usage_url(subscription) -> str:
+    return f"/admin/subscriptions/subscription/{subscription.pk}/add-service-usage/"
+
+
+def test_add_service_usage_previews_the_price_then_orders(agent, subscriber, movie):
+    client = logged_in(agent)
+    title = movie("LOTR")
+    with time_machine.travel(datetime(2026, 11, 20, 4, 0, tzinfo=NICOSIA)):
+        form = client.get(usage_url(subscriber))
+        reference = form.context["form"].initial["transaction_reference"]
+        preview = client.post(usage_url(subscriber), {"title": title.pk, "transaction_reference": reference})
+        assert preview.status_code == 200
+        assert "5.00 EUR" in preview.content.decode() and "tier 00:01–06:59" in preview.content.decode()
+        assert not UsageDetailRecord.objects.exists()  # a preview charges nothing
+        confirm = {"title": title.pk, "transaction_reference": reference, "confirmed": "True", "previewed": f"{title.pk}:"}
+        done = client.post(usage_url(subscriber), confirm)
+        again = client.post(usage_url(subscriber), confirm)  # a double click
+    assert done.status_code == again.status_code == 302
+    udr = UsageDetailRecord.objects.get()
+    assert (str(udr.amount), udr.channel) == ("5.0000", "CALL_CENTER")
+    page = client.get(f"/admin/accounts/accountsreceivable/{subscriber.account_id}/change/").content.decode()
+    assert "Lord of the Rings" in page and "5.00 EUR" in page and subscriber.number in page
+
+
+def test_a_changed_choice_after_the_preview_is_previewed_again(agent, subscriber, movie):
+    client = logged_in(agent)
+    response = client.post(usage_url(subscriber), {"title": movie("LIMITLESS").pk, "transaction_reference": "r", "confirmed": "True",
+                                                   "previewed": f"{movie('LOTR').pk}:"})
+    assert response.status_code == 200 and response.context["quote"] is not None
+    assert not UsageDetailRecord.objects.exists()
+
+
+def test_a_refused_order_shows_every_reason(agent, subscriber, movie):
+    subscriber.services.update(state="NOT_EFFECTIVE")
+    tv = Device.objects.create(account=subscriber.account, name="TV", screen="SMART_TV")
+    title = movie("SERENDIPITY")
+    title.availabilities.filter(screen="SMART_TV").delete()
+    response = logged_in(agent).post(usage_url(subscriber), {"title": title.pk, "device": tv.pk, "transaction_reference": "x",
+                                                             "confirmed": "True", "previewed": f"{title.pk}:{tv.pk}"})
+    errors = list(response.context["form"].non_field_errors())
+    assert "The subscription needs an EFFECTIVE PPV Service to order Serendipity." in errors
+    assert "Serendipity (2001) is not available on Smart TV now." in errors
+    assert not UsageDetailRecord.objects.exists()
+
+
+def test_roles_for_orders_and_actions(finance_user, marketing_user, subscriber, movie):
+    assert logged_in(finance_user).get(usage_url(subscriber)).status_code == 403
+    assert logged_in(finance_user).get(f"/admin/subscriptions/subscription/{subscriber.pk}/change/").status_code == 200
+    assert logged_in(marketing_user).get(f"/admin/subscriptions/subscription/{subscriber.pk}/change/").status_code == 403
+
+
+def test_the_subscription_page_offers_what_its_state_allows(agent, subscriber):
+    page = logged_in(agent).get(f"/admin/subscriptions/subscription/{subscriber.pk}/change/").content.decode()
+    assert "Add Service Usage" in page
+    assert 'data-behavior="ACTIVATE"' not in page  # already effective
+
+
+def test_a_new_subscription_from_the_customer_page(agent, billing_scheme, zx_catalog):
+    from tests.factories import customer_create
+
+    account = customer_create()
+    client = logged_in(agent)
+    form = client.get(f"/admin/subscriptions/subscription/add/?account={account.pk}")
+    assert form.context["form"].initial["account"] == str(account.pk)
+    response = client.post("/admin/subscriptions/subscription/add/", {"account": account.pk, "billing_term_scheme": billing_scheme.pk})
+    assert response.status_code == 302
+    assert account.subscriptions.get().state == "DRAFT"

@@ -21,6 +21,7 @@ from rest_framework.authtoken.models import Token
 
 from core.choices import Channel
 from core.exceptions import ApplicationError, PermissionDenied, ValidationFailed
+from core.validation import model_errors
 from core.services import sequence_next
 
 from .models import AccountEvent, AccountsReceivable, Address, Classification, Contact, DeviceCredential, PortalUser
@@ -30,19 +31,6 @@ User = get_user_model()
 CONTACT_FIELDS = ("kind", "title", "first_name", "last_name", "company_name", "email", "phone", "mobile_phone", "language")
 ADDRESS_FIELDS = ("kind", "line1", "line2", "city", "postal_code", "region", "country")
 ACCOUNT_NUMBER_SEQUENCE = {"name": "accounts_receivable", "prefix": "AR", "padding": 7}
-
-
-def _collect(errors: dict[str, list[str]], error: DjangoValidationError, *, prefix: str = "") -> None:
-    for name, messages in error.message_dict.items():
-        key = "non_field_errors" if name == "__all__" else f"{prefix}{name}"
-        errors.setdefault(key, []).extend(messages)
-
-
-def _full_clean(instance: Any, errors: dict[str, list[str]], *, prefix: str = "", exclude: list[str] | None = None) -> None:
-    try:
-        instance.full_clean(exclude=exclude, validate_unique=False, validate_constraints=False)
-    except DjangoValidationError as error:
-        _collect(errors, error, prefix=prefix)
 
 
 def _event(account: AccountsReceivable, kind: str, *, performed_by, channel: str, **fields: Any) -> AccountEvent:
@@ -79,12 +67,12 @@ def customer_sign_up(
     if unknown:
         raise ValidationFailed("Unknown contact fields.", fields={name: ["Unknown field."] for name in sorted(unknown)})
     new_contact = Contact(**contact)
-    _full_clean(new_contact, errors)
+    model_errors(new_contact, errors)
 
     new_address = None
     if address:
         new_address = Address(**{name: value for name, value in address.items() if name in ADDRESS_FIELDS})
-        _full_clean(new_address, errors, prefix="address.", exclude=["contact"])
+        model_errors(new_address, errors, prefix="address.", exclude=["contact"])
 
     chosen_classification = _classification_resolve(classification)
     if chosen_classification is None:
@@ -95,7 +83,7 @@ def customer_sign_up(
         classification=chosen_classification,
         credit_limit=credit_limit,
     )
-    _full_clean(account, errors, exclude=["contact", "number", "classification"])
+    model_errors(account, errors, exclude=["contact", "number", "classification"])
 
     username = None
     if password is not None:
@@ -146,7 +134,7 @@ def contact_update(*, contact: Contact, data: dict[str, Any], performed_by=None,
         for name, value in data.items():
             setattr(locked, name, value)
         errors: dict[str, list[str]] = {}
-        _full_clean(locked, errors)
+        model_errors(locked, errors)
         portal_user = PortalUser.objects.select_related("user").filter(contact=locked).first()
         if portal_user and locked.email != portal_user.user.username:
             if not locked.email:
@@ -180,7 +168,7 @@ def address_save(
             if name in ADDRESS_FIELDS:
                 setattr(target, name, value)
         errors: dict[str, list[str]] = {}
-        _full_clean(target, errors, exclude=["contact"])
+        model_errors(target, errors, exclude=["contact"])
         duplicate = Address.objects.filter(contact=contact, kind=target.kind).exclude(pk=target.pk).exists()
         if duplicate:
             errors.setdefault("kind", []).append(f"The contact already has a {target.get_kind_display().lower()} address.")
@@ -226,7 +214,7 @@ def account_update(
                     raise ValidationFailed("Unknown classification.", fields={"classification": ["No such classification."]})
             setattr(locked, name, value)
         errors: dict[str, list[str]] = {}
-        _full_clean(locked, errors, exclude=["contact", "number"])
+        model_errors(locked, errors, exclude=["contact", "number"])
         if errors:
             raise ValidationFailed("The account could not be updated.", fields=errors)
         changes = {

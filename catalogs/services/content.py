@@ -23,7 +23,6 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, models, transaction
 from django.db.models import ProtectedError
 from django.utils import timezone
@@ -32,9 +31,9 @@ from catalogs.models import BundleComponent, ContentTitle, Genre, Product, Produ
 from core.actions import AuditedAction
 from core.choices import Channel, Screen
 from core.exceptions import Conflict, NotFound, ValidationFailed
+from core.validation import Errors, error_add, errors_raise, model_errors
 from core.services import audit_changes, audit_record
 
-Errors = dict[str, list[str]]
 
 PRODUCT_TYPE_FIELDS = ("name", "classification", "service_type", "composition", "used_for_provisioning")
 PRODUCT_FIELDS = ("code", "name", "product_type", "description", "is_active", "titles")
@@ -55,25 +54,6 @@ OFFERED_STATES = frozenset({ContentTitle.State.READY, ContentTitle.State.PUBLISH
 
 
 # --- shared helpers ---------------------------------------------------------------------
-
-def _add(errors: Errors, field: str, message: str) -> None:
-    errors.setdefault(field, []).append(message)
-
-
-def _full_clean(instance: models.Model, errors: Errors, *, exclude: Iterable[str] = ()) -> None:
-    """The model's field rules and uniqueness. Check constraints are checked by the
-    services themselves, so that their message lands on the field that is wrong."""
-    try:
-        instance.full_clean(exclude=list(exclude), validate_unique=True, validate_constraints=False)
-    except DjangoValidationError as error:
-        for name, messages in error.message_dict.items():
-            errors.setdefault("non_field_errors" if name == "__all__" else name, []).extend(messages)
-
-
-def _raise_if(errors: Errors, message: str) -> None:
-    if errors:
-        raise ValidationFailed(message, fields=errors)
-
 
 def _reject_unknown(data: Mapping[str, Any], allowed: Iterable[str]) -> None:
     unknown = sorted(set(data) - set(allowed))
@@ -129,7 +109,7 @@ def _moment(value: datetime | date | None) -> str:
 
 def _window_errors(available_from: datetime | None, available_until: datetime | None, errors: Errors) -> None:
     if available_from and available_until and available_until <= available_from:
-        _add(errors, "available_until", "The availability window must end after it starts.")
+        error_add(errors, "available_until", "The availability window must end after it starts.")
 
 
 # --- product types ----------------------------------------------------------------------
@@ -140,17 +120,17 @@ def _product_type_values(product_type: ProductType) -> dict[str, Any]:
 
 def _product_type_errors(product_type: ProductType, *, before: dict[str, Any] | None = None) -> Errors:
     errors: Errors = {}
-    _full_clean(product_type, errors)
+    model_errors(product_type, errors, validate_unique=True)
     is_service = product_type.classification == ProductType.Classification.SERVICE
     if is_service and not product_type.service_type:
-        _add(errors, "service_type", "A service type is required for services.")
+        error_add(errors, "service_type", "A service type is required for services.")
     elif product_type.classification and not is_service and product_type.service_type:
-        _add(errors, "service_type", "Only services have a service type; leave it empty.")
+        error_add(errors, "service_type", "Only services have a service type; leave it empty.")
     if before is not None and product_type.products.exists():
         # Existing products are billed and provisioned by what their type says they are.
         for name in ("classification", "service_type", "composition"):
             if before[name] != getattr(product_type, name):
-                _add(errors, name, "Products of this type exist, so this cannot change; create a new product type instead.")
+                error_add(errors, name, "Products of this type exist, so this cannot change; create a new product type instead.")
     return errors
 
 
@@ -169,7 +149,7 @@ def product_type_create(
         name=_text("name", name), classification=classification, service_type=service_type or "",
         composition=composition, used_for_provisioning=used_for_provisioning,
     )
-    _raise_if(_product_type_errors(product_type), "The product type could not be created.")
+    errors_raise(_product_type_errors(product_type), "The product type could not be created.")
     with transaction.atomic():
         _save_unique(product_type, field="name", message="A product type with this name already exists.")
         audit_record(target=product_type, action="created", changes=audit_changes({}, _product_type_values(product_type)),
@@ -188,7 +168,7 @@ def product_type_update(
         before = _product_type_values(locked)
         for name, value in data.items():
             setattr(locked, name, "" if name == "service_type" and value is None else _text(name, value))
-        _raise_if(_product_type_errors(locked, before=before), "The product type could not be updated.")
+        errors_raise(_product_type_errors(locked, before=before), "The product type could not be updated.")
         changes = audit_changes(before, _product_type_values(locked))
         if changes:
             _save_unique(locked, field="name", message="A product type with this name already exists.")
@@ -217,15 +197,15 @@ def _product_values(product: Product, titles: Iterable[ContentTitle]) -> dict[st
 
 def _product_errors(product: Product, titles: list[ContentTitle]) -> Errors:
     errors: Errors = {}
-    _full_clean(product, errors)
+    model_errors(product, errors, validate_unique=True)
     product_type = product.product_type if product.product_type_id else None
     if product_type is None:
         return errors
     if titles and product_type.classification != ProductType.Classification.SERVICE:
-        _add(errors, "titles", f"Only services carry content titles; {product_type} is a {product_type.get_classification_display().lower()} type.")
+        error_add(errors, "titles", f"Only services carry content titles; {product_type} is a {product_type.get_classification_display().lower()} type.")
     if (product.pk and product_type.composition != ProductType.Composition.BUNDLE
             and product.bundle_components.exists()):
-        _add(errors, "product_type", "This bundle has components; remove them before giving it a product type that is not a bundle.")
+        error_add(errors, "product_type", "This bundle has components; remove them before giving it a product type that is not a bundle.")
     return errors
 
 
@@ -244,7 +224,7 @@ def product_create(
     product = Product(code=_text("code", code), name=_text("name", name), product_type=product_type,
                       description=_text("description", description), is_active=is_active)
     titles = list(titles)
-    _raise_if(_product_errors(product, titles), "The product could not be created.")
+    errors_raise(_product_errors(product, titles), "The product could not be created.")
     with transaction.atomic():
         _save_unique(product, field="code", message="A product with this code already exists.")
         product.titles.set(titles)
@@ -264,7 +244,7 @@ def product_update(*, product: Product, data: Mapping[str, Any], performed_by=No
         for name, value in data.items():
             if name != "titles":
                 setattr(locked, name, _text(name, value))
-        _raise_if(_product_errors(locked, titles), "The product could not be updated.")
+        errors_raise(_product_errors(locked, titles), "The product could not be updated.")
         changes = audit_changes(before, _product_values(locked, titles))
         if changes:
             _save_unique(locked, field="code", message="A product with this code already exists.")
@@ -291,20 +271,20 @@ def bundle_component_set(
         locked = _lock(Product.objects.select_related("product_type"), bundle.pk, "bundle")
         errors: Errors = {}
         if locked.product_type.composition != ProductType.Composition.BUNDLE:
-            _add(errors, "bundle", f"{locked} is not a bundle: its product type {locked.product_type} is flat.")
+            error_add(errors, "bundle", f"{locked} is not a bundle: its product type {locked.product_type} is flat.")
         component_type = component.product_type
         if component.pk == locked.pk:
-            _add(errors, "component", "A bundle cannot contain itself.")
+            error_add(errors, "component", "A bundle cannot contain itself.")
         elif component_type.composition == ProductType.Composition.BUNDLE:
-            _add(errors, "component", f"{component} is a bundle itself; bundles cannot be nested.")
+            error_add(errors, "component", f"{component} is a bundle itself; bundles cannot be nested.")
         elif component_type.classification != ProductType.Classification.SERVICE:
-            _add(errors, "component", f"{component} is not a service; bundles are made of services.")
+            error_add(errors, "component", f"{component} is not a service; bundles are made of services.")
         entry = BundleComponent.objects.filter(bundle=locked, component=component).first()
         before = f"{entry.standalone_price:.4f}" if entry else None
         entry = entry or BundleComponent(bundle=locked, component=component)
         entry.standalone_price = standalone_price
-        _full_clean(entry, errors, exclude=["bundle", "component"])
-        _raise_if(errors, "The bundle component could not be saved.")
+        model_errors(entry, errors, exclude=["bundle", "component"], validate_unique=True)
+        errors_raise(errors, "The bundle component could not be saved.")
         after = f"{Decimal(entry.standalone_price):.4f}"
         if before != after:
             entry.save()
@@ -330,15 +310,15 @@ def bundle_component_remove(*, bundle: Product, component: Product, performed_by
 
 def _genre_errors(genre: Genre) -> Errors:
     errors: Errors = {}
-    _full_clean(genre, errors)
+    model_errors(genre, errors, validate_unique=True)
     if "name" not in errors and Genre.objects.filter(name__iexact=genre.name).exclude(pk=genre.pk).exists():
-        _add(errors, "name", "A genre with this name already exists.")
+        error_add(errors, "name", "A genre with this name already exists.")
     return errors
 
 
 def genre_create(*, name: str, performed_by=None, channel: str = Channel.CALL_CENTER) -> Genre:
     genre = Genre(name=_text("name", name))
-    _raise_if(_genre_errors(genre), "The genre could not be created.")
+    errors_raise(_genre_errors(genre), "The genre could not be created.")
     with transaction.atomic():
         _save_unique(genre, field="name", message="A genre with this name already exists.")
         audit_record(target=genre, action="created", changes={"name": [None, genre.name]}, performed_by=performed_by, channel=channel)
@@ -351,7 +331,7 @@ def genre_update(*, genre: Genre, data: Mapping[str, Any], performed_by=None, ch
         locked = _lock(Genre.objects, genre.pk, "genre")
         before = {"name": locked.name}
         locked.name = _text("name", data.get("name", locked.name))
-        _raise_if(_genre_errors(locked), "The genre could not be updated.")
+        errors_raise(_genre_errors(locked), "The genre could not be updated.")
         changes = audit_changes(before, {"name": locked.name})
         if changes:
             _save_unique(locked, field="name", message="A genre with this name already exists.")
@@ -383,19 +363,19 @@ def _genres_resolve(names: list[str], *, performed_by, channel: str) -> list[Gen
 def _names(values: Any, field: str, errors: Errors, *, max_length: int) -> list[str]:
     """A clean list of names: spaces collapsed, blanks and repeats dropped, order kept."""
     if isinstance(values, str) or not isinstance(values, Iterable):
-        _add(errors, field, "Give a list of names.")
+        error_add(errors, field, "Give a list of names.")
         return []
     names: list[str] = []
     seen: set[str] = set()
     for value in values:
         if not isinstance(value, str):
-            _add(errors, field, f"{value!r} is not a name.")
+            error_add(errors, field, f"{value!r} is not a name.")
             continue
         name = " ".join(value.split())
         if not name or name.casefold() in seen:
             continue
         if len(name) > max_length:
-            _add(errors, field, f"“{name[:30]}…” is longer than {max_length} characters.")
+            error_add(errors, field, f"“{name[:30]}…” is longer than {max_length} characters.")
             continue
         seen.add(name.casefold())
         names.append(name)
@@ -410,12 +390,12 @@ def _genre_spellings(names: list[str]) -> list[str]:
 
 def _screens(values: Any, errors: Errors) -> list[str]:
     if isinstance(values, str) or not isinstance(values, Iterable):
-        _add(errors, "screens", "Give a list of screens.")
+        error_add(errors, "screens", "Give a list of screens.")
         return []
     screens: list[str] = []
     for value in values:
         if value not in Screen.values:
-            _add(errors, "screens", f"Unknown screen {value!r}; choose from {', '.join(Screen.values)}.")
+            error_add(errors, "screens", f"Unknown screen {value!r}; choose from {', '.join(Screen.values)}.")
         elif value not in screens:
             screens.append(value)
     return screens
@@ -434,19 +414,19 @@ def _missing_content(title: ContentTitle) -> dict[str, str]:
 
 
 def _title_errors(title: ContentTitle, errors: Errors, *, screens: list[str]) -> None:
-    _full_clean(title, errors)
+    model_errors(title, errors, validate_unique=True)
     _window_errors(title.available_from, title.available_until, errors)
     latest_year = timezone.localdate().year + YEARS_AHEAD
     if "year" not in errors and title.year is not None and not FIRST_FILM_YEAR <= title.year <= latest_year:
-        _add(errors, "year", f"Enter a year between {FIRST_FILM_YEAR} and {latest_year}.")
+        error_add(errors, "year", f"Enter a year between {FIRST_FILM_YEAR} and {latest_year}.")
     if "duration_minutes" not in errors and title.duration_minutes == 0:
-        _add(errors, "duration_minutes", "The duration must be at least one minute.")
+        error_add(errors, "duration_minutes", "The duration must be at least one minute.")
     if title.state in OFFERED_STATES:
         state = title.get_state_display().lower()
         for field, message in _missing_content(title).items():
-            _add(errors, field, f"{message} A title that is {state} must stay complete.")
+            error_add(errors, field, f"{message} A title that is {state} must stay complete.")
         if not screens:
-            _add(errors, "screens", f"A title that is {state} must stay available on at least one screen.")
+            error_add(errors, "screens", f"A title that is {state} must stay available on at least one screen.")
 
 
 def _title_values(title: ContentTitle, *, genres: list[str], screens: list[str]) -> dict[str, Any]:
@@ -495,7 +475,7 @@ def content_title_create(
     )
     screen_values = _screens(screens, errors)
     _title_errors(content, errors, screens=screen_values)
-    _raise_if(errors, "The title could not be created.")
+    errors_raise(errors, "The title could not be created.")
     with transaction.atomic():
         _save_unique(content, field="code", message="A title with this code already exists.")
         content.genres.set(_genres_resolve(genre_names, performed_by=performed_by, channel=channel))
@@ -531,7 +511,7 @@ def content_title_update(
             if name in data:
                 setattr(locked, name, _text(name, data[name]))
         _title_errors(locked, errors, screens=screens)
-        _raise_if(errors, "The title could not be updated.")
+        errors_raise(errors, "The title could not be updated.")
         changes = audit_changes(before, _title_values(locked, genres=genre_names, screens=screens))
         if changes:
             _save_unique(locked, field="code", message="A title with this code already exists.")
@@ -581,9 +561,9 @@ def title_availability_set(
     change that window."""
     errors: Errors = {}
     if screen not in Screen.values:
-        _add(errors, "screen", f"Unknown screen {screen!r}; choose from {', '.join(Screen.values)}.")
+        error_add(errors, "screen", f"Unknown screen {screen!r}; choose from {', '.join(Screen.values)}.")
     _window_errors(available_from, available_until, errors)
-    _raise_if(errors, "The availability could not be saved.")
+    errors_raise(errors, "The availability could not be saved.")
     with transaction.atomic():
         locked = _lock(ContentTitle.objects, title.pk, "title")
         availability = TitleAvailability.objects.filter(title=locked, screen=screen).first()

@@ -21,7 +21,6 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django.conf import settings
-from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Model
 from django.utils import timezone
@@ -30,11 +29,11 @@ from accounts.models import AccountsReceivable, Classification
 from core.actions import Action, Cancel, SetEffective, SetNotEffective, actions_by_code
 from core.choices import Channel, LifecycleState
 from core.exceptions import ApplicationError, Conflict, ValidationFailed
+from core.validation import Errors, error_add, model_errors
 from core.services import audit_record
 
 from ..models import Coupon, CouponRedemption, PricePlan, PricePlanRate, Product, ProductType, Promotion
 
-Errors = dict[str, list[str]]
 
 PRICE_PLAN_FIELDS = ("code", "name", "currency", "valid_from", "valid_until", "prices_include_tax")
 PROMOTION_FIELDS = ("code", "name", "kind", "value", "periods", "valid_from", "valid_until", "requires_coupon")
@@ -46,57 +45,44 @@ COUPON_CODE = re.compile(r"^[A-Z0-9][A-Z0-9_-]*$")
 
 # --- Shared checks ---------------------------------------------------------------------------
 
-def _add(errors: Errors, field: str, message: str) -> None:
-    errors.setdefault(field, []).append(message)
-
-
-def _full_clean(instance: Model, errors: Errors, *, exclude: Iterable[str] = ()) -> None:
-    """Field rules live on the model; collect them with the domain's own."""
-    try:
-        instance.full_clean(exclude=list(exclude), validate_unique=False, validate_constraints=False)
-    except DjangoValidationError as error:
-        for name, messages in error.message_dict.items():
-            errors.setdefault("non_field_errors" if name == "__all__" else name, []).extend(messages)
-
-
 def _rate_value(value: Any, errors: Errors, field: str) -> Decimal | None:
     """A price with at most 4 decimals, not negative; floats are refused because binary
     floating point cannot hold most cent amounts exactly."""
     if isinstance(value, float):
-        _add(errors, field, "Give the amount as text or a Decimal, not a float.")
+        error_add(errors, field, "Give the amount as text or a Decimal, not a float.")
         return None
     try:
         amount = value if isinstance(value, Decimal) else Decimal(str(value).strip())
     except (InvalidOperation, ValueError):
-        _add(errors, field, "Enter a number.")
+        error_add(errors, field, "Enter a number.")
         return None
     if not amount.is_finite():
-        _add(errors, field, "Enter a number.")
+        error_add(errors, field, "Enter a number.")
         return None
     if amount < 0:
-        _add(errors, field, "An amount cannot be negative.")
+        error_add(errors, field, "An amount cannot be negative.")
     if amount >= RATE_LIMIT:
-        _add(errors, field, "An amount must be below 100,000,000.")
+        error_add(errors, field, "An amount must be below 100,000,000.")
         return None
     if amount != amount.quantize(RATE_PLACES):
-        _add(errors, field, "Rates keep at most 4 decimal places.")
+        error_add(errors, field, "Rates keep at most 4 decimal places.")
         return None
     return amount.quantize(RATE_PLACES)
 
 
 def _currency_check(currency: str, errors: Errors) -> None:
     if currency not in settings.CURRENCIES:
-        _add(errors, "currency", f"{currency or 'An empty currency'} is not one of the operator's currencies ({', '.join(settings.CURRENCIES)}).")
+        error_add(errors, "currency", f"{currency or 'An empty currency'} is not one of the operator's currencies ({', '.join(settings.CURRENCIES)}).")
 
 
 def _validity_check(valid_from: datetime | None, valid_until: datetime | None, errors: Errors) -> None:
     if valid_from is not None and valid_until is not None and valid_until <= valid_from:
-        _add(errors, "valid_until", "The validity must end after it starts.")
+        error_add(errors, "valid_until", "The validity must end after it starts.")
 
 
 def _code_check(model: type[Model], code: str, errors: Errors, *, exclude_pk: int | None = None) -> None:
     if code and model._default_manager.filter(code=code).exclude(pk=exclude_pk).exists():
-        _add(errors, "code", f"Another {model._meta.verbose_name} has the code {code}.")
+        error_add(errors, "code", f"Another {model._meta.verbose_name} has the code {code}.")
 
 
 def _classifications_resolve(values: Iterable[Classification | str], errors: Errors) -> list[Classification]:
@@ -112,7 +98,7 @@ def _classifications_resolve(values: Iterable[Classification | str], errors: Err
         else:
             found.append(match)
     if unknown:
-        _add(errors, "classifications", f"No such classification: {', '.join(unknown)}.")
+        error_add(errors, "classifications", f"No such classification: {', '.join(unknown)}.")
     return found
 
 
@@ -170,7 +156,7 @@ def _price_plan_values(plan: PricePlan, classifications: Iterable[Classification
 
 
 def _price_plan_check(plan: PricePlan, errors: Errors) -> None:
-    _full_clean(plan, errors)
+    model_errors(plan, errors)
     _currency_check(plan.currency, errors)
     _validity_check(plan.valid_from, plan.valid_until, errors)
     _code_check(PricePlan, plan.code, errors, exclude_pk=plan.pk)
@@ -244,20 +230,20 @@ def _rate_rules(rate: PricePlanRate, errors: Errors) -> None:
     kind = product_type.get_service_type_display().lower() or product_type.get_classification_display().lower()
     recurring = rate.charge_type == PricePlanRate.ChargeType.RECURRING
     if rate.product.is_usage_service:
-        _add(errors, "product", "Usage services are added in usage service catalogs, not price plans.")
+        error_add(errors, "product", "Usage services are added in usage service catalogs, not price plans.")
     elif recurring and not rate.product.is_termed_service:
-        _add(errors, "charge_type", f"Recurring rates are for termed services; {rate.product} is a {kind} product.")
+        error_add(errors, "charge_type", f"Recurring rates are for termed services; {rate.product} is a {kind} product.")
     elif not recurring and not (
         product_type.service_type == ProductType.ServiceType.ONE_TIME
         or product_type.classification == ProductType.Classification.PHYSICAL_GOOD
     ):
-        _add(errors, "charge_type", f"One-time rates are for one-time services and physical goods; {rate.product} is a {kind} product.")
+        error_add(errors, "charge_type", f"One-time rates are for one-time services and physical goods; {rate.product} is a {kind} product.")
     if recurring and not rate.billing_period:
-        _add(errors, "billing_period", "A recurring rate needs a billing period.")
+        error_add(errors, "billing_period", "A recurring rate needs a billing period.")
     if not recurring and rate.billing_period:
-        _add(errors, "billing_period", "A one-time rate has no billing period.")
+        error_add(errors, "billing_period", "A one-time rate has no billing period.")
     if not recurring and rate.free_trial_days:
-        _add(errors, "free_trial_days", "Free trials apply to recurring rates only.")
+        error_add(errors, "free_trial_days", "Free trials apply to recurring rates only.")
 
 
 def price_plan_rate_set(
@@ -280,7 +266,7 @@ def price_plan_rate_set(
         rate.amount = _rate_value(amount, errors, "amount")
         rate.billing_period = billing_period or ""
         rate.free_trial_days = free_trial_days
-        _full_clean(rate, errors, exclude=["amount"])
+        model_errors(rate, errors, exclude=["amount"])
         if not errors.get("charge_type"):
             _rate_rules(rate, errors)
         if errors:
@@ -353,10 +339,10 @@ def _products_resolve(values: Iterable[Product | str], errors: Errors) -> list[P
         else:
             found.append(product)
     if unknown:
-        _add(errors, "products", f"No such product: {', '.join(unknown)}.")
+        error_add(errors, "products", f"No such product: {', '.join(unknown)}.")
     not_termed = _codes(product for product in found if not product.is_termed_service)
     if not_termed:
-        _add(errors, "products", f"Promotions discount recurring charges, so they cover termed services only; not: {', '.join(not_termed)}.")
+        error_add(errors, "products", f"Promotions discount recurring charges, so they cover termed services only; not: {', '.join(not_termed)}.")
     return found
 
 
@@ -366,11 +352,11 @@ def _promotion_values(promotion: Promotion, products: Iterable[Product]) -> dict
 
 def _promotion_check(promotion: Promotion, raw_value: Any, errors: Errors) -> None:
     promotion.value = _rate_value(raw_value, errors, "value")
-    _full_clean(promotion, errors, exclude=["value"])
+    model_errors(promotion, errors, exclude=["value"])
     if promotion.value is not None and promotion.kind == Promotion.Kind.PERCENT and promotion.value > 100:
-        _add(errors, "value", "A percentage is between 0 and 100.")
+        error_add(errors, "value", "A percentage is between 0 and 100.")
     if promotion.periods == 0:
-        _add(errors, "periods", "A promotion lasts at least one period; leave it empty for ever.")
+        error_add(errors, "periods", "A promotion lasts at least one period; leave it empty for ever.")
     _validity_check(promotion.valid_from, promotion.valid_until, errors)
     _code_check(Promotion, promotion.code, errors, exclude_pk=promotion.pk)
 
@@ -418,7 +404,7 @@ def promotion_update(*, promotion: Promotion, data: dict[str, Any], performed_by
         _promotion_check(locked, data.get("value", locked.value), errors)
         chosen = _products_resolve(data["products"], errors) if "products" in data else current
         if not locked.requires_coupon and locked.coupons.exists():
-            _add(errors, "requires_coupon", "It has coupons; it must keep requiring one.")
+            error_add(errors, "requires_coupon", "It has coupons; it must keep requiring one.")
         if errors:
             raise ValidationFailed("The promotion could not be updated.", fields=errors)
         changes = _changes(before, _promotion_values(locked, chosen))
@@ -471,9 +457,9 @@ def coupon_code_normalize(code: str) -> str:
 
 def _coupon_limits_check(coupon: Coupon, errors: Errors) -> None:
     if coupon.max_redemptions is not None and coupon.max_redemptions < 1:
-        _add(errors, "max_redemptions", "At least 1; leave it empty for unlimited.")
+        error_add(errors, "max_redemptions", "At least 1; leave it empty for unlimited.")
     if coupon.max_per_account is None or coupon.max_per_account < 1:
-        _add(errors, "max_per_account", "At least 1.")
+        error_add(errors, "max_per_account", "At least 1.")
 
 
 def _coupon_values(coupon: Coupon) -> dict[str, Any]:
@@ -494,14 +480,14 @@ def coupon_create(
             raise Conflict(f"{locked} is cancelled; it takes no coupons.", code="promotion_cancelled")
         coupon = Coupon(promotion=locked, code=normalized, max_redemptions=max_redemptions, max_per_account=max_per_account)
         errors: Errors = {}
-        _full_clean(coupon, errors, exclude=["promotion"])
+        model_errors(coupon, errors, exclude=["promotion"])
         if normalized and not COUPON_CODE.match(normalized):
-            _add(errors, "code", "Use letters, digits, hyphens and underscores, starting with a letter or digit.")
+            error_add(errors, "code", "Use letters, digits, hyphens and underscores, starting with a letter or digit.")
         if normalized and Coupon.objects.filter(code__iexact=normalized).exists():
-            _add(errors, "code", f"The coupon code {normalized} is taken.")
+            error_add(errors, "code", f"The coupon code {normalized} is taken.")
         _coupon_limits_check(coupon, errors)
         if not locked.requires_coupon:
-            _add(errors, "promotion", f"{locked} is granted without a coupon; make it require one first.")
+            error_add(errors, "promotion", f"{locked} is granted without a coupon; make it require one first.")
         if errors:
             raise ValidationFailed("The coupon could not be created.", fields=errors)
         try:
@@ -526,7 +512,7 @@ def coupon_update(*, coupon: Coupon, data: dict[str, Any], performed_by=None, ch
         for name, value in data.items():
             setattr(locked, name, value)
         errors: Errors = {}
-        _full_clean(locked, errors)
+        model_errors(locked, errors)
         _coupon_limits_check(locked, errors)
         if errors:
             raise ValidationFailed("The coupon could not be updated.", fields=errors)

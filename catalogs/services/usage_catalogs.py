@@ -16,13 +16,13 @@ from datetime import time
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
 from django.utils import timezone
 
 from core.actions import Cancel, SetEffective, SetNotEffective, actions_by_code
 from core.choices import Channel, LifecycleState
 from core.exceptions import ApplicationError, ValidationFailed
+from core.validation import model_errors
 from core.services import audit_changes, audit_record
 
 from ..models import (
@@ -104,14 +104,6 @@ def tiers_text(tiers: Sequence[Tier]) -> str:
     return ", ".join(f"{Decimal(t['rate']):.2f}@{t['start_time']:%H:%M}-{t['end_time']:%H:%M}" for t in tiers)
 
 
-def _full_clean(instance, errors: dict[str, list[str]], exclude: list[str] | None = None) -> None:
-    try:
-        instance.full_clean(exclude=exclude)
-    except DjangoValidationError as error:
-        for name, messages in error.message_dict.items():
-            errors.setdefault("non_field_errors" if name == "__all__" else name, []).extend(messages)
-
-
 # --- the definition --------------------------------------------------------------------
 
 def usage_definition_create(
@@ -120,7 +112,7 @@ def usage_definition_create(
 ) -> UsageServiceCatalogDefinition:
     definition = UsageServiceCatalogDefinition(name=(name or "").strip())
     errors: dict[str, list[str]] = {}
-    _full_clean(definition, errors)
+    model_errors(definition, errors, validate_unique=True, validate_constraints=True)
     types = list(usage_service_types)
     wrong = [t.name for t in types if t.service_type != ProductType.ServiceType.USAGE]
     if wrong:
@@ -232,7 +224,7 @@ def usage_catalog_create(
     catalog = UsageServiceCatalog(name=(name or "").strip(), definition=definition, provider=provider, currency=currency,
                                   valid_from=valid_from, valid_until=valid_until, priority=priority)
     errors: dict[str, list[str]] = {}
-    _full_clean(catalog, errors, exclude=["definition"])
+    model_errors(catalog, errors, exclude=["definition"], validate_unique=True, validate_constraints=True)
     if provider is not None and not definition.providers.filter(pk=provider.pk).exists():
         errors.setdefault("provider", []).append(f"{provider} is not allowed by the definition '{definition}'.")
     services = list(required_services)
@@ -277,7 +269,7 @@ def usage_catalog_update(
             if name in data:
                 setattr(locked, name, data[name])
         errors: dict[str, list[str]] = {}
-        _full_clean(locked, errors)
+        model_errors(locked, errors, validate_unique=True, validate_constraints=True)
         if "provider" in data and data["provider"] is not None and not locked.definition.providers.filter(pk=data["provider"].pk).exists():
             errors.setdefault("provider", []).append(f"{data['provider']} is not allowed by the definition '{locked.definition}'.")
         if "required_services" in data:

@@ -48,6 +48,11 @@ def account_list_for_user(*, user) -> QuerySet[AccountsReceivable]:
     return AccountsReceivable.objects.filter(contact__portal_user__user=user).select_related("classification", "contact")
 
 
+def account_primary_for_user(*, user) -> AccountsReceivable | None:
+    """The account a portal user acts on by default: the one opened at sign-up (the oldest)."""
+    return account_list_for_user(user=user).order_by("created_at", "pk").first()
+
+
 def account_get_for_user(*, user, number: str) -> AccountsReceivable:
     account = account_list_for_user(user=user).filter(number=number).first()
     if account is None:

@@ -18,7 +18,7 @@ from rest_framework.views import APIView
 
 from accounts.api.permissions import IsPortalUser
 from accounts.models import AccountsReceivable
-from accounts.selectors import account_list_for_user
+from accounts.selectors import account_primary_for_user
 from core.api.scoping import SharedObjectMixin
 from core.exceptions import NotFound, ValidationFailed
 
@@ -52,8 +52,7 @@ class TitleFilter(django_filters.FilterSet):
 def caller_account(request) -> AccountsReceivable | None:
     """The portal user's account: the one opened at sign-up (the oldest)."""
     if not hasattr(request, "_catalog_account"):
-        accounts = account_list_for_user(user=request.user).order_by("created_at", "pk")
-        request._catalog_account = accounts.first()
+        request._catalog_account = account_primary_for_user(user=request.user)
     return request._catalog_account
 
 

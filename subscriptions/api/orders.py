@@ -15,7 +15,7 @@ from rest_framework.response import Response
 
 from accounts.api.authentication import DeviceKeyAuthentication
 from accounts.api.permissions import IsDevice, IsPortalUser
-from accounts.selectors import account_list_for_user
+from accounts.selectors import account_primary_for_user
 from billing.models import UsageDetailRecord
 from catalogs.models import ContentTitle, Product
 from core.api.idempotency import idempotent
@@ -88,7 +88,7 @@ class SubscriptionSerializer(serializers.ModelSerializer):
 
 
 def _my_account(user):
-    account = account_list_for_user(user=user).order_by("created_at").first()
+    account = account_primary_for_user(user=user)
     if account is None:
         raise NotFound("This login has no account.")
     return account

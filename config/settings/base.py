@@ -116,6 +116,9 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE: dict = {
     "purge-idempotency-records": {"task": "core.tasks.idempotency_records_purge_task", "schedule": 3600.0},
+    # A run missed while no worker was up is dropped (the next one picks the actions up).
+    "run-due-subscription-actions": {"task": "subscriptions.tasks.subscription_actions_run_due_task", "schedule": 60.0,
+                                     "options": {"expires": 55.0}},
 }
 
 # --- Auth ------------------------------------------------------------------------------

@@ -1,0 +1,12 @@
+"""Celery entry points for subscriptions."""
+
+from celery import shared_task
+
+from .services.actions import subscription_actions_run_due
+
+
+@shared_task
+def subscription_actions_run_due_task() -> int:
+    """Run the scheduled subscription actions whose date has come (beat: every minute).
+    Returns how many were run (executed or rejected)."""
+    return subscription_actions_run_due()

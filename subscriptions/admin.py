@@ -23,6 +23,7 @@ from core.exceptions import ApplicationError
 from .forms import AddServiceUsageForm, SubscriptionActionForm
 from .models import InstalledItem, Subscription, SubscriptionAction, SubscriptionService
 from .services.actions import ACTION_TYPES, subscription_act, subscription_create
+from .services.lifecycle import subscription_actions_available
 from .services.orders import order_quote, order_udr, usage_order_place
 
 STATE_COLOURS = {"DRAFT": "#607d8b", "EFFECTIVE": "#2e7d32", "NOT_EFFECTIVE": "#ef6c00", "IN_RESTING": "#8e24aa",
@@ -35,9 +36,10 @@ def badge(state: str, label: str) -> str:
 
 
 def actions_available(subscription: Subscription) -> list[tuple[str, str]]:
-    """(behavior, label) of every action the subscription's state allows, except the order."""
-    return [(behavior, SubscriptionAction.Behavior(behavior).label) for behavior, action_type in ACTION_TYPES.items()
-            if behavior != SubscriptionAction.Behavior.ADD_SERVICE_USAGE and not action_type.restrictions(subscription)]
+    """(behavior, label) of every action the subscription's state allows, except the order
+    (which has its own page)."""
+    return [(behavior, SubscriptionAction.Behavior(behavior).label) for behavior in subscription_actions_available(subscription)
+            if behavior != SubscriptionAction.Behavior.ADD_SERVICE_USAGE]
 
 
 class ReadOnlyInline(admin.TabularInline):

@@ -90,3 +90,41 @@ def test_a_new_subscription_from_the_customer_page(agent, billing_scheme, zx_cat
     response = client.post("/admin/subscriptions/subscription/add/", {"account": account.pk, "billing_term_scheme": billing_scheme.pk})
     assert response.status_code == 302
     assert account.subscriptions.get().state == "DRAFT"
+
+
+def action_url(subscription, behavior: str) -> str:
+    return f"/admin/subscriptions/subscription/{subscription.pk}/action/{behavior}/"
+
+
+def test_rest_and_end_resting_from_the_subscription_page(agent, subscriber):
+    client = logged_in(agent)
+    form = client.get(action_url(subscriber, "REST"))
+    reference = form.context["form"].initial["transaction_reference"]
+    response = client.post(action_url(subscriber, "REST"), {"transaction_reference": reference})
+    client.post(action_url(subscriber, "REST"), {"transaction_reference": reference})  # a double click
+    assert response.status_code == 302
+    subscriber.refresh_from_db()
+    assert subscriber.state == "IN_RESTING"
+    assert SubscriptionAction.objects.filter(behavior="REST").count() == 1
+    page = client.get(f"/admin/subscriptions/subscription/{subscriber.pk}/change/").content.decode()
+    assert 'data-behavior="END_RESTING"' in page and 'data-behavior="REST"' not in page
+
+
+def test_a_rejected_action_in_the_admin_lists_every_reason(agent, subscriber, zx_catalog):
+    from catalogs.models import Product
+
+    response = logged_in(agent).post(action_url(subscriber, "ADD_SERVICE"), {
+        "transaction_reference": "add-ppv-again", "product": Product.objects.get(code="PPV-SERVICE").pk})
+    assert response.status_code == 200
+    errors = list(response.context["form"].non_field_errors())
+    assert errors and all(isinstance(error, str) for error in errors)
+    assert any("PPV Service" in error for error in errors)
+    assert SubscriptionAction.objects.get(transaction_reference="add-ppv-again").state == "REJECTED"
+    assert subscriber.services.count() == 1
+
+
+def test_terminate_needs_a_reason_in_the_form(agent, subscriber):
+    response = logged_in(agent).post(action_url(subscriber, "TERMINATE"), {"transaction_reference": "t1", "reason": ""})
+    assert "reason" in response.context["form"].errors
+    subscriber.refresh_from_db()
+    assert subscriber.state == "EFFECTIVE"

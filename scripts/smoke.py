@@ -97,6 +97,12 @@ def main() -> int:
             check("the Company ZX movies are in the catalog with a price", len(titles) == 3 and prices.get("Serendipity") == "3.0000",
                   f"{status} {body[:300]!r}")
 
+            lotr = next((title["id"] for title in titles if title["title"] == "Lord of the Rings"), None)
+            status, body = request(f"{base}/api/v1/orders/", data={"title": lotr}, token=token)
+            order = json.loads(body) if status == 201 else {}
+            check("the demo customer orders a PPV movie", order.get("state") == "RATED" and order.get("currency") == "EUR",
+                  f"{status} {body[:300]!r}")
+
             status, body = request(f"{base}/api/v1/me/")
             check("anonymous GET /api/v1/me/ is refused with the error format",
                   status == 401 and json.loads(body)["error"]["code"] == "not_authenticated", f"{status} {body[:300]!r}")

@@ -53,3 +53,22 @@ def test_the_demo_movies_are_published_on_every_screen():
     assert set(ContentTitle.objects.values_list("state", flat=True)) == {"PUBLISHED"}
     assert all(title.availabilities.count() == 4 for title in ContentTitle.objects.all())
     assert ContentTitle.objects.get(code="SERENDIPITY").is_older_movie
+
+
+@pytest.mark.parametrize("email, expected", [("maria@example.com", "5.0000"), ("andreas@example.com", "0.0000")])
+def test_demo_customers_can_order_from_the_portal(email, expected):
+    import time_machine
+
+    load()
+    from rest_framework.test import APIClient
+
+    from accounts import services
+
+    client = APIClient()
+    token = services.portal_login(username=email, password={"maria@example.com": "maria-portal-pass",
+                                                            "andreas@example.com": "andreas-portal-pass"}[email])
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    with time_machine.travel(datetime(2026, 11, 20, 1, 0, tzinfo=NICOSIA)):
+        response = client.post("/api/v1/orders/", {"title": ContentTitle.objects.get(code="LOTR").pk}, format="json")
+    assert response.status_code == 201, response.json()
+    assert response.json()["amount"] == expected

@@ -5,6 +5,7 @@ from django.core.management.base import BaseCommand
 
 from accounts.demo import demo_customers_load, demo_staff_load
 from catalogs.demo import demo_catalog_load
+from subscriptions.demo import demo_subscriptions_load
 
 
 class Command(BaseCommand):
@@ -16,6 +17,7 @@ class Command(BaseCommand):
     def handle(self, *args, base_url: str, **options):
         logins = demo_staff_load() + demo_customers_load()
         catalog = demo_catalog_load()
+        subscriptions = demo_subscriptions_load()
         base_url = base_url.rstrip("/")
         out = self.stdout
         out.write("")
@@ -25,6 +27,8 @@ class Command(BaseCommand):
         out.write(f"  API:       {base_url}/api/v1/")
         out.write("  Company ZX catalog: " + ", ".join(str(c) for c in catalog["catalogs"])
                   + f"; movies {', '.join(str(m) for m in catalog['movies'].values())}; price plan {catalog['price_plan']}")
+        out.write("  Subscriptions with an effective PPV Service: "
+                  + ", ".join(f"{s.number} ({s.account.contact.display_name})" for s in subscriptions))
         out.write("  Logins:")
         for login in logins:
             out.write(f"    {login.who:<22} {login.username:<28} {login.password:<26} ({login.where})")

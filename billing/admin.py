@@ -9,7 +9,7 @@ from django.utils.html import format_html
 from core.admin import AuditHistoryMixin, LifecycleActionsMixin, ServiceAdminMixin
 from core.choices import Channel
 
-from . import services
+from .services import schemes as services
 from .models import BillingTermScheme, UsageDetailRecord
 
 STATE_COLOURS = {"DRAFT": "#607d8b", "EFFECTIVE": "#2e7d32", "TERMINATED": "#757575"}

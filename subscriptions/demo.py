@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from accounts.models import AccountsReceivable
 from billing.models import BillingTermScheme
-from billing.services import billing_term_scheme_create, billing_term_scheme_set_effective
+from billing.services.schemes import billing_term_scheme_create, billing_term_scheme_set_effective
 from catalogs.models import Product
 from core.choices import Channel
 

@@ -8,7 +8,7 @@ from datetime import datetime, timezone as dt_timezone
 import pytest
 from django.test import Client
 
-from billing import services
+from billing.services import schemes as services
 from billing.models import BillingTermScheme, UsageDetailRecord
 from catalogs.models import ContentTitle
 from core.actions import ActionRejected

@@ -22,7 +22,7 @@ from core.choices import Channel
 from core.exceptions import ApplicationError, Conflict, ValidationFailed
 from core.services import audit_changes, audit_record
 
-from .models import BillingTermScheme
+from ..models import BillingTermScheme
 
 DRAFT, EFFECTIVE, TERMINATED = BillingTermScheme.State.DRAFT, BillingTermScheme.State.EFFECTIVE, BillingTermScheme.State.TERMINATED
 SCHEME_FIELDS = ("name", "kind", "billing_frequency", "billing_day", "pre_bill")

@@ -92,3 +92,82 @@ class UsageDetailRecord(models.Model):
 
     def __str__(self) -> str:
         return f"UDR {self.pk} {self.product} {self.amount or ''} {self.currency}"
+
+
+# --- The ledger ----------------------------------------------------------------------------
+
+class LedgerAccount(models.Model):
+    """An account of the chart of accounts (receivables, revenue, tax, cash, ...)."""
+
+    class Kind(models.TextChoices):
+        ASSET = "ASSET", "Asset"
+        LIABILITY = "LIABILITY", "Liability"
+        REVENUE = "REVENUE", "Revenue"
+        EXPENSE = "EXPENSE", "Expense"
+        EQUITY = "EQUITY", "Equity"
+
+    code = models.CharField(max_length=32, unique=True)
+    name = models.CharField(max_length=100)
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+
+    class Meta:
+        ordering = ["code"]
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.name}"
+
+
+class JournalEntry(models.Model):
+    """One balanced transaction: its postings' amounts sum to zero (debits = credits).
+
+    Entries and postings are append-only: a mistake is corrected by a reversing entry. On
+    PostgreSQL the database itself refuses an unbalanced entry (a deferred constraint
+    trigger, checked at commit) and any change to a posted row (migration 0004).
+    """
+
+    class Kind(models.TextChoices):
+        INVOICE = "INVOICE", "Invoice"
+        CREDIT_NOTE = "CREDIT_NOTE", "Credit note"
+        PAYMENT = "PAYMENT", "Payment"
+        REFUND = "REFUND", "Refund"
+        CHARGEBACK = "CHARGEBACK", "Chargeback"
+        WRITE_OFF = "WRITE_OFF", "Write-off"
+        RECOGNITION = "RECOGNITION", "Revenue recognition"
+        REVERSAL = "REVERSAL", "Reversal"
+
+    kind = models.CharField(max_length=12, choices=Kind.choices)
+    reference = models.CharField(max_length=100, unique=True, help_text="What caused it (e.g. invoice:INV0000012); posting twice is impossible.")
+    description = models.CharField(max_length=300, blank=True)
+    currency = models.CharField(max_length=3)
+    account = models.ForeignKey("accounts.AccountsReceivable", null=True, blank=True, on_delete=models.PROTECT,
+                                related_name="journal_entries", help_text="The customer concerned, if any.")
+    reversal_of = models.OneToOneField("self", null=True, blank=True, on_delete=models.PROTECT, related_name="reversed_by")
+    posted_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        verbose_name_plural = "journal entries"
+        ordering = ["-posted_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.reference}"
+
+
+class Posting(models.Model):
+    """One leg of a journal entry: a positive amount debits the ledger account, a negative
+    one credits it. Receivable legs name the customer's account (the AR sub-ledger)."""
+
+    entry = models.ForeignKey(JournalEntry, on_delete=models.PROTECT, related_name="postings")
+    ledger_account = models.ForeignKey(LedgerAccount, on_delete=models.PROTECT, related_name="postings")
+    account = models.ForeignKey("accounts.AccountsReceivable", null=True, blank=True, on_delete=models.PROTECT, related_name="postings")
+    amount = models.DecimalField(max_digits=14, decimal_places=2)
+
+    class Meta:
+        constraints = [models.CheckConstraint(condition=~models.Q(amount=0), name="posting_not_zero")]
+        indexes = [
+            models.Index(fields=["account", "ledger_account"], name="posting_subledger_idx"),
+            models.Index(fields=["ledger_account", "entry"], name="posting_ledger_idx"),
+        ]
+
+    def __str__(self) -> str:
+        side = "Dr" if self.amount > 0 else "Cr"
+        return f"{side} {self.ledger_account.code} {abs(self.amount)}"

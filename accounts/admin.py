@@ -139,6 +139,7 @@ class CustomerAccountAdmin(admin.ModelAdmin):
                 and account.state != AccountsReceivable.State.TERMINATED,
                 show_save_and_add_another=False,
                 **self._subscription_overview(request, account),
+                **self._billing_overview(request, account),
             )
         return super().change_view(request, object_id, form_url, extra_context)
 
@@ -154,6 +155,16 @@ class CustomerAccountAdmin(admin.ModelAdmin):
             "can_subscribe": request.user.has_perm("subscriptions.add_subscription") and account.state == AccountsReceivable.State.ACTIVE,
             "can_order": request.user.has_perm("subscriptions.order_usage"),
         }
+
+    @staticmethod
+    def _billing_overview(request, account) -> dict:
+        """Balance, last invoices and statement lines (the billing app's panel)."""
+        from billing.selectors import account_statement, ar_balance, invoice_list_for_account
+
+        if not request.user.has_perm("billing.view_invoice"):
+            return {}
+        return {"billing": {"balance": ar_balance(account=account), "invoices": invoice_list_for_account(account=account, limit=10),
+                            "statement": account_statement(account=account, limit=10)[::-1]}}
 
     def save_model(self, request, obj, form, change):
         if not change:

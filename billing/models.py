@@ -5,9 +5,14 @@ The billing issue adds usage billing rules, billing runs, invoices, taxes and th
 
 from __future__ import annotations
 
+from decimal import Decimal
+
+from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
+from django.db.models import F, Q
 
+from catalogs.models import ProductType
 from core.choices import Channel
 
 
@@ -35,6 +40,15 @@ class BillingTermScheme(models.Model):
     billing_day = models.PositiveSmallIntegerField(default=1, validators=[MinValueValidator(1), MaxValueValidator(28)],
                                                    help_text="Day of the month bills are made (1–28, so every month has it).")
     pre_bill = models.BooleanField(default=True, help_text="Bill termed services in advance for the coming period.")
+    # Usage service billing rules: when either is reached, the subscription's unbilled usage
+    # is invoiced at once (billing.services.invoicing.usage_bill_if_due); with neither, usage
+    # waits for the billing run. max_unbilled_udrs = 1 bills every order instantly.
+    max_unbilled_udrs = models.PositiveIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(1)],
+        help_text="Invoice usage as soon as this many records are unbilled (1: every order is invoiced at once). Empty: no limit.")
+    max_unbilled_amount = models.DecimalField(
+        max_digits=12, decimal_places=2, null=True, blank=True, validators=[MinValueValidator(Decimal("0.01"))],
+        help_text="Invoice usage as soon as the unbilled usage reaches this amount. Empty: no limit.")
     state = models.CharField(max_length=12, choices=State.choices, default=State.DRAFT, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -171,3 +185,201 @@ class Posting(models.Model):
     def __str__(self) -> str:
         side = "Dr" if self.amount > 0 else "Cr"
         return f"{side} {self.ledger_account.code} {abs(self.amount)}"
+
+
+# --- Taxes ---------------------------------------------------------------------------------
+
+class TaxRate(models.Model):
+    """The tax on one class of products (the product type's classification) in one country,
+    from ``valid_from`` through ``valid_until`` (inclusive; empty: until further notice).
+
+    At most one rate applies to a (country, class) on any day: rates of the same country
+    and class may not overlap (``clean``; the service also serialises concurrent writes). A
+    change of rate is a new row starting the day after the old one ends, so invoices already
+    issued keep the rate they were taxed at (each line stores its own copy).
+    """
+
+    country = models.CharField(max_length=2, help_text="ISO 3166 code of the customer's billing address, e.g. CY.")
+    tax_class = models.CharField(max_length=16, choices=ProductType.Classification.choices,
+                                 help_text="Matched against the product type's classification.")
+    name = models.CharField(max_length=50, default="VAT", help_text="Shown on invoices, e.g. VAT.")
+    rate = models.DecimalField(max_digits=5, decimal_places=2,
+                               validators=[MinValueValidator(Decimal("0")), MaxValueValidator(Decimal("100"))],
+                               help_text="Percent, e.g. 19.00.")
+    valid_from = models.DateField()
+    valid_until = models.DateField(null=True, blank=True, help_text="Last day it applies (inclusive). Empty: open-ended.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["country", "tax_class", "-valid_from"]
+        constraints = [
+            models.CheckConstraint(condition=Q(valid_until__isnull=True) | Q(valid_until__gte=F("valid_from")),
+                                   name="tax_rate_validity_ordered",
+                                   violation_error_message="The last day cannot be before the first day."),
+        ]
+        indexes = [models.Index(fields=["country", "tax_class", "valid_from"], name="tax_rate_lookup_idx")]
+
+    def __str__(self) -> str:
+        until = f"–{self.valid_until}" if self.valid_until else "–"
+        return f"{self.country} {self.get_tax_class_display()} {self.name} {self.rate}% ({self.valid_from}{until})"
+
+    def overlapping(self) -> models.QuerySet[TaxRate]:
+        """Other rates of the same country and class sharing at least one day with this one."""
+        others = TaxRate.objects.filter(country=self.country, tax_class=self.tax_class).exclude(pk=self.pk)
+        if self.valid_until is not None:
+            others = others.filter(valid_from__lte=self.valid_until)
+        return others.filter(Q(valid_until__isnull=True) | Q(valid_until__gte=self.valid_from))
+
+    def clean(self) -> None:
+        from django.core.exceptions import ValidationError
+
+        from accounts.validators import validate_country
+
+        errors: dict[str, list[str]] = {}
+        self.country = (self.country or "").strip().upper()
+        try:
+            validate_country(self.country)
+        except ValidationError as error:
+            errors.setdefault("country", []).extend(error.messages)
+        if self.valid_from and self.valid_until and self.valid_until < self.valid_from:
+            errors.setdefault("valid_until", []).append("The last day cannot be before the first day.")
+        elif self.valid_from and self.tax_class and not errors:
+            clash = self.overlapping().first()
+            if clash is not None:
+                errors.setdefault("valid_from", []).append(f"It overlaps {clash}; end that rate first.")
+        if errors:
+            raise ValidationError(errors)
+
+
+# --- Invoices and credit notes -------------------------------------------------------------
+
+MONEY = {"max_digits": 14, "decimal_places": 2}
+UNIT_PRICE = {"max_digits": 12, "decimal_places": 4}
+
+
+class Invoice(models.Model):
+    """A bill to a customer: DRAFT while lines are added, POSTED (numbered, in the ledger,
+    immutable), CANCELLED only by credit notes covering all of it.
+
+    The number is taken from a gapless sequence when the invoice is posted, per series and
+    year ("INV-2026-000001"), so drafts that are dropped leave no gap.
+    """
+
+    class State(models.TextChoices):
+        DRAFT = "DRAFT", "Draft"
+        POSTED = "POSTED", "Posted"
+        CANCELLED = "CANCELLED", "Cancelled"
+
+    number = models.CharField(max_length=32, unique=True, null=True, blank=True, editable=False)
+    series = models.CharField(max_length=8, default="INV", editable=False)
+    account = models.ForeignKey("accounts.AccountsReceivable", on_delete=models.PROTECT, related_name="invoices")
+    subscription = models.ForeignKey("subscriptions.Subscription", null=True, blank=True, on_delete=models.PROTECT,
+                                     related_name="invoices")
+    currency = models.CharField(max_length=3)
+    tax_country = models.CharField(max_length=2, help_text="Where the customer is taxed (their billing address).")
+    state = models.CharField(max_length=10, choices=State.choices, default=State.DRAFT, editable=False)
+    issued_at = models.DateTimeField(null=True, blank=True, editable=False)
+    net_total = models.DecimalField(**MONEY, default=Decimal("0.00"), editable=False)
+    tax_total = models.DecimalField(**MONEY, default=Decimal("0.00"), editable=False)
+    gross_total = models.DecimalField(**MONEY, default=Decimal("0.00"), editable=False)
+    journal_entry = models.OneToOneField(JournalEntry, null=True, blank=True, on_delete=models.PROTECT,
+                                         related_name="invoice", editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            models.CheckConstraint(condition=Q(state="DRAFT") | (Q(number__isnull=False) & Q(issued_at__isnull=False)),
+                                   name="issued_invoice_has_number"),
+            models.CheckConstraint(condition=Q(net_total=F("gross_total") - F("tax_total")), name="invoice_totals_add_up"),
+        ]
+        indexes = [
+            models.Index(fields=["account", "-created_at"], name="invoice_account_recent_idx"),
+            models.Index(fields=["state", "-created_at"], name="invoice_state_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return self.number or f"Draft invoice {self.pk}"
+
+
+class InvoiceLine(models.Model):
+    """One charge: unit price × quantity with its tax. Net, tax and gross are rounded to
+    the cent per line (half-up) and always add up (a database constraint)."""
+
+    invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="lines")
+    position = models.PositiveSmallIntegerField()
+    description = models.CharField(max_length=300)
+    product = models.ForeignKey("catalogs.Product", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    udr = models.OneToOneField(UsageDetailRecord, null=True, blank=True, on_delete=models.PROTECT, related_name="invoice_line",
+                               help_text="The usage it bills; a usage record is billed on one line only.")
+    quantity = models.DecimalField(max_digits=12, decimal_places=4, default=Decimal("1"))
+    unit_price = models.DecimalField(**UNIT_PRICE)
+    price_includes_tax = models.BooleanField(default=True)
+    net = models.DecimalField(**MONEY)
+    tax_rate = models.DecimalField(max_digits=5, decimal_places=2, help_text="Percent.")
+    tax_name = models.CharField(max_length=50, blank=True)
+    tax = models.DecimalField(**MONEY)
+    gross = models.DecimalField(**MONEY)
+    revenue_ledger = models.CharField(max_length=32, help_text="Ledger account credited with the net amount.")
+
+    class Meta:
+        ordering = ["invoice", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["invoice", "position"], name="invoice_line_position_unique"),
+            models.CheckConstraint(condition=Q(net=F("gross") - F("tax")), name="invoice_line_adds_up"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.description}: {self.gross}"
+
+
+class CreditNote(models.Model):
+    """Money given back on a posted invoice, in full or in part per line. Numbered from its
+    own gapless series ("CN-2026-000001") and posted to the ledger when issued."""
+
+    number = models.CharField(max_length=32, unique=True, editable=False)
+    invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="credit_notes")
+    account = models.ForeignKey("accounts.AccountsReceivable", on_delete=models.PROTECT, related_name="credit_notes")
+    currency = models.CharField(max_length=3)
+    reason = models.CharField(max_length=500)
+    issued_at = models.DateTimeField()
+    issued_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    net_total = models.DecimalField(**MONEY)
+    tax_total = models.DecimalField(**MONEY)
+    gross_total = models.DecimalField(**MONEY)
+    journal_entry = models.OneToOneField(JournalEntry, on_delete=models.PROTECT, related_name="credit_note")
+
+    class Meta:
+        ordering = ["-issued_at", "-pk"]
+        constraints = [
+            models.CheckConstraint(condition=Q(net_total=F("gross_total") - F("tax_total")), name="credit_note_totals_add_up"),
+            models.CheckConstraint(condition=Q(gross_total__gt=0), name="credit_note_not_empty"),
+        ]
+        indexes = [models.Index(fields=["account", "-issued_at"], name="credit_note_account_idx")]
+
+    def __str__(self) -> str:
+        return self.number
+
+
+class CreditNoteLine(models.Model):
+    """The part of one invoice line given back."""
+
+    credit_note = models.ForeignKey(CreditNote, on_delete=models.CASCADE, related_name="lines")
+    invoice_line = models.ForeignKey(InvoiceLine, on_delete=models.PROTECT, related_name="credit_lines")
+    description = models.CharField(max_length=300)
+    net = models.DecimalField(**MONEY)
+    tax_rate = models.DecimalField(max_digits=5, decimal_places=2)
+    tax = models.DecimalField(**MONEY)
+    gross = models.DecimalField(**MONEY)
+    revenue_ledger = models.CharField(max_length=32)
+
+    class Meta:
+        ordering = ["credit_note", "invoice_line__position"]
+        constraints = [
+            models.UniqueConstraint(fields=["credit_note", "invoice_line"], name="credit_line_once_per_note"),
+            models.CheckConstraint(condition=Q(net=F("gross") - F("tax")), name="credit_line_adds_up"),
+            models.CheckConstraint(condition=Q(gross__gt=0), name="credit_line_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.description}: {self.gross}"

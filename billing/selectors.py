@@ -1,17 +1,19 @@
-"""Reads of the ledger: balances are derived from postings, never stored."""
+"""Reads of billing: the ledger (balances are derived from postings, never stored), tax
+rates, invoices and credit notes."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 
-from django.db.models import DecimalField, Sum, Value, Window
+from django.conf import settings
+from django.db.models import DecimalField, Q, QuerySet, Sum, Value, Window
 from django.db.models.functions import Coalesce
 
-from accounts.models import AccountsReceivable
+from accounts.models import AccountsReceivable, Address
 
-from .models import LedgerAccount, Posting
+from .models import CreditNote, Invoice, LedgerAccount, Posting, TaxRate
 
 ZERO = Decimal("0.00")
 
@@ -52,3 +54,49 @@ def account_statement(*, account: AccountsReceivable, limit: int | None = None) 
         for p in postings
     ]
     return lines[-limit:] if limit else lines
+
+
+# --- Taxes ---------------------------------------------------------------------------------
+
+def billing_country_for(*, account: AccountsReceivable) -> str:
+    """Where the customer is taxed: the country of their BILLING address, else the
+    operator's ``DEFAULT_COUNTRY``."""
+    country = (Address.objects.filter(contact_id=account.contact_id, kind=Address.Kind.BILLING)
+               .values_list("country", flat=True).first())
+    return country or settings.DEFAULT_COUNTRY
+
+
+def tax_rate_for(*, country: str, product=None, tax_class: str | None = None, on: date) -> TaxRate | None:
+    """The rate for ``product``'s class (its product type's classification, or
+    ``tax_class``) in ``country`` on the day ``on``; None when finance defined none."""
+    tax_class = tax_class or product.product_type.classification
+    return (TaxRate.objects.filter(country=country.upper(), tax_class=tax_class, valid_from__lte=on)
+            .filter(Q(valid_until__isnull=True) | Q(valid_until__gte=on)).order_by("-valid_from").first())
+
+
+# --- Invoices and credit notes -------------------------------------------------------------
+
+ISSUED = (Invoice.State.POSTED, Invoice.State.CANCELLED)
+
+
+def invoice_list_for_user(*, user) -> QuerySet[Invoice]:
+    """The portal user's issued invoices, newest first (drafts are the operator's work in
+    progress and are not shown)."""
+    return (Invoice.objects.filter(account__contact__portal_user__user=user, state__in=ISSUED)
+            .select_related("account").order_by("-issued_at", "-pk"))
+
+
+def invoice_list_for_account(*, account: AccountsReceivable, limit: int | None = 10) -> list[Invoice]:
+    invoices = Invoice.objects.filter(account=account).order_by("-created_at", "-pk")
+    return list(invoices if limit is None else invoices[:limit])
+
+
+def invoice_with_lines(invoice_queryset: QuerySet[Invoice]) -> QuerySet[Invoice]:
+    return invoice_queryset.select_related("account__contact", "subscription").prefetch_related("lines__product")
+
+
+def invoice_credited(*, invoice: Invoice) -> dict[int, Decimal]:
+    """Gross amount already credited per invoice line (line pk → amount)."""
+    rows = (CreditNote.objects.filter(invoice=invoice).values("lines__invoice_line")
+            .annotate(total=Sum("lines__gross")).values_list("lines__invoice_line", "total"))
+    return {line: total for line, total in rows if line is not None}

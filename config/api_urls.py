@@ -8,4 +8,5 @@ urlpatterns = [
     path("", include("subscriptions.api.urls_orders")),
     path("", include("subscriptions.api.urls_portal")),
     path("device/", include("subscriptions.api.urls_device")),
+    path("", include("billing.api.urls")),
 ]

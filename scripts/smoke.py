@@ -18,6 +18,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from decimal import Decimal
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -100,8 +101,16 @@ def main() -> int:
             lotr = next((title["id"] for title in titles if title["title"] == "Lord of the Rings"), None)
             status, body = request(f"{base}/api/v1/orders/", data={"title": lotr}, token=token)
             order = json.loads(body) if status == 201 else {}
-            check("the demo customer orders a PPV movie", order.get("state") == "RATED" and order.get("currency") == "EUR",
-                  f"{status} {body[:300]!r}")
+            check("the demo customer orders a PPV movie, invoiced at once",
+                  order.get("state") == "BILLED" and order.get("currency") == "EUR", f"{status} {body[:300]!r}")
+
+            status, body = request(f"{base}/api/v1/invoices/", token=token)
+            invoices = json.loads(body).get("results", []) if status == 200 else []
+            invoiced = bool(invoices) and Decimal(invoices[0]["gross_total"]) == Decimal(order.get("amount") or "-1")
+            check("the order's invoice is in the customer's invoices", invoiced, f"{status} {body[:300]!r}")
+            if invoices:
+                status, body = request(f"{base}/api/v1/invoices/{invoices[0]['id']}/document/?format=pdf", token=token, accept="*/*")
+                check("the invoice downloads as a PDF", status == 200 and body.startswith(b"%PDF"), f"status {status}")
 
             status, body = request(f"{base}/api/v1/me/")
             check("anonymous GET /api/v1/me/ is refused with the error format",

@@ -13,7 +13,7 @@ from django import forms
 from catalogs.models import ContentTitle, PricePlan, Product
 from catalogs.rating import title_ppv_product
 
-from .models import Device, InstalledItem, Subscription, SubscriptionAction, SubscriptionService
+from .models import Device, InstalledItem, Subscription, SubscriptionAction
 
 Behavior = SubscriptionAction.Behavior
 

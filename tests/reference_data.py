@@ -21,3 +21,4 @@ def reference_data_ensure() -> None:
 SEEDS.append(("catalogs.migrations.0002_roles", ["grant"]))
 SEEDS.append(("subscriptions.migrations.0002_roles", ["grant"]))
 SEEDS.append(("billing.migrations.0004_ledger_rules", ["chart"]))
+SEEDS.append(("billing.migrations.0006_roles", ["grant"]))

@@ -7,7 +7,8 @@ what those customers agreed to; a new scheme is made instead. Terminating one is
 while subscriptions that are not cancelled still use it. Every change, and every refused
 action with its reasons, is written to the scheme's audit trail.
 
-The billing issue adds usage billing rules, billing runs and invoices.
+Usage billing rules (maximum unbilled UDRs / amount) are terms of the scheme like the
+others; ``billing.services.invoicing.usage_bill_if_due`` applies them.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from core.services import audit_changes, audit_record
 from ..models import BillingTermScheme
 
 DRAFT, EFFECTIVE, TERMINATED = BillingTermScheme.State.DRAFT, BillingTermScheme.State.EFFECTIVE, BillingTermScheme.State.TERMINATED
-SCHEME_FIELDS = ("name", "kind", "billing_frequency", "billing_day", "pre_bill")
+SCHEME_FIELDS = ("name", "kind", "billing_frequency", "billing_day", "pre_bill", "max_unbilled_udrs", "max_unbilled_amount")
 
 Errors = dict[str, list[str]]
 
@@ -51,11 +52,14 @@ def _name_taken(name: str) -> ValidationFailed:
 
 def billing_term_scheme_create(
     *, name: str, kind: str = BillingTermScheme.Kind.NORMAL, billing_frequency: str = BillingTermScheme.Frequency.MONTHLY,
-    billing_day: int = 1, pre_bill: bool = True, performed_by=None, channel: str = Channel.CALL_CENTER,
+    billing_day: int = 1, pre_bill: bool = True, max_unbilled_udrs: int | None = None, max_unbilled_amount=None,
+    performed_by=None, channel: str = Channel.CALL_CENTER,
 ) -> BillingTermScheme:
-    """A new DRAFT scheme; set it effective before subscriptions may use it."""
+    """A new DRAFT scheme; set it effective before subscriptions may use it. The usage
+    billing rules (``max_unbilled_udrs``, ``max_unbilled_amount``) are optional."""
     scheme = BillingTermScheme(name=(name or "").strip(), kind=kind, billing_frequency=billing_frequency,
-                               billing_day=billing_day, pre_bill=pre_bill)
+                               billing_day=billing_day, pre_bill=pre_bill, max_unbilled_udrs=max_unbilled_udrs,
+                               max_unbilled_amount=max_unbilled_amount)
     errors = _scheme_check(scheme)
     if errors:
         raise ValidationFailed("The billing term scheme is not valid.", fields=errors)

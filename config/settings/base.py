@@ -193,6 +193,7 @@ SPECTACULAR_SETTINGS = {
         "AccountStateEnum": "accounts.models.AccountsReceivable.State",
         "SubscriptionStateEnum": "subscriptions.models.Subscription.State",
         "UsageRecordStateEnum": "billing.models.UsageDetailRecord.State",
+        "InvoiceStateEnum": "billing.models.Invoice.State",
     },
     # Swagger UI served from our own static files (drf-spectacular-sidecar), not a CDN.
     "SWAGGER_UI_DIST": "SIDECAR",

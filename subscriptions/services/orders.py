@@ -5,9 +5,10 @@ runs the ADD_SERVICE_USAGE action, which checks the Company ZX rules — an ACTI
 an EFFECTIVE subscription holding the termed service the catalog requires ("PPV
 Service"), a catalog the account qualifies for, the title available on the ordering
 screen — then, in one transaction: prices the order with the one rating function,
-records the UDR (RATED, waiting for billing), grants the rental and writes the PURCHASE_PPV
-provisioning request (the outbox). A repeated transaction reference returns the first
-order and creates nothing.
+records the UDR (RATED, waiting for billing), invoices it at once when the billing term
+scheme's usage billing rules say so (``billing.services.invoicing.usage_bill_if_due``),
+grants the rental and writes the PURCHASE_PPV provisioning request (the outbox). A
+repeated transaction reference returns the first order and creates nothing.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from django.utils import timezone
 
 from accounts.models import AccountsReceivable
 from billing.models import UsageDetailRecord
+from billing.services.invoicing import usage_bill_if_due
 from catalogs.models import ContentTitle, Product
 from catalogs.rating import RateQuote, rate_usage, title_ppv_product
 from catalogs.selectors import title_is_available
@@ -81,6 +83,8 @@ class AddServiceUsage(SubscriptionActionType):
             source="ORDER", external_id=action.transaction_reference, amount=quote.amount, currency=quote.currency,
             rate_reason=quote.reason[:300], state=UsageDetailRecord.State.RATED,
         )
+        # Invoiced at once when the scheme's usage billing rules say so; otherwise RATED for the billing run.
+        invoice = usage_bill_if_due(subscription=subscription, performed_by=action.performed_by, channel=action.channel)
         rental = None
         if title is not None:
             rental = Rental.objects.create(account=subscription.account, title=title, udr=udr, starts_at=usage_at,
@@ -91,9 +95,8 @@ class AddServiceUsage(SubscriptionActionType):
             parameters={"account": subscription.account.number, "provisioning_id": quote.usage_service.provisioning_id,
                         "title": title.code if title else None, "until": rental.ends_at.isoformat() if rental else None},
         )
-        # The billing issue invoices RATED UDRs (at once when the scheme bills usage instantly).
         return {"udr": udr.pk, "amount": str(quote.amount), "currency": quote.currency, "reason": quote.reason,
-                "rental_until": rental.ends_at.isoformat() if rental else None}
+                "rental_until": rental.ends_at.isoformat() if rental else None, "invoice": invoice.number if invoice else None}
 
 
 def usage_order_place(

@@ -56,20 +56,35 @@ def two_customers():
     for account in (a, b):
         services.address_save(contact=account.contact, data={"kind": "SHIPPING", "line1": "1 Rd", "city": "X", "country": "CY"})
     place_an_order(b)
+    give_a_playing_device(b)
     return a, b
 
 
 def place_an_order(account) -> None:
-    """A subscription and a PPV order (UDR) for the account, on the Company ZX catalog."""
-    from billing.models import BillingTermScheme
+    """A subscription and a PPV order (UDR) for the account, on the Company ZX catalog and
+    billing (the "Normal" scheme invoices every order at once, so B owns an invoice too)."""
+    from billing.demo import demo_billing_load
     from catalogs.demo import demo_catalog_load
     from catalogs.models import ContentTitle
     from subscriptions.services.orders import usage_order_place
     from tests.subscriptions.conftest import effective_subscription
 
     demo_catalog_load()
-    scheme, _ = BillingTermScheme.objects.get_or_create(name="Normal", defaults={"state": "EFFECTIVE"})
+    scheme = demo_billing_load()["scheme"]
     usage_order_place(subscription=effective_subscription(account, scheme), title=ContentTitle.objects.get(code="LOTR"))
+
+
+def give_a_playing_device(account) -> None:
+    """A registered device with a stream session on it (after ``place_an_order``)."""
+    from django.utils import timezone
+
+    from catalogs.models import ContentTitle
+    from subscriptions.models import StreamSession
+    from subscriptions.services.devices import device_register
+
+    device, _key = device_register(account=account, name="Bob's TV", screen="SMART_TV")
+    StreamSession.objects.create(account=account, device=device, title=ContentTitle.objects.get(code="LOTR"),
+                                 last_heartbeat_at=timezone.now())
 
 
 def client_for(view, account):

@@ -1,0 +1,156 @@
+"""Invoice documents: HTML (a Django template, ``billing/invoice.html``) and PDF (drawn
+with ReportLab, pure Python, so no system packages are needed).
+
+Both are made from the same ``invoice_document`` data, so the two always say the same
+thing. Documents are rendered on request from the stored invoice (which is immutable once
+posted) rather than stored.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+from collections import defaultdict
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+
+from django.conf import settings
+from django.template.loader import render_to_string
+from django.utils import timezone
+
+from accounts.models import Address
+
+from .models import Invoice, InvoiceLine
+
+
+@dataclass(frozen=True)
+class TaxSummary:
+    name: str
+    rate: Decimal
+    net: Decimal
+    tax: Decimal
+
+
+@dataclass
+class InvoiceDocument:
+    operator: str
+    title: str
+    invoice: Invoice
+    customer: str
+    account_number: str
+    address_lines: list[str]
+    issued_on: str
+    lines: list[InvoiceLine]
+    taxes: list[TaxSummary] = field(default_factory=list)
+    credit_notes: list = field(default_factory=list)
+
+
+def invoice_document(invoice: Invoice) -> InvoiceDocument:
+    """What an invoice document shows: who, what, the tax per rate and the totals."""
+    contact = invoice.account.contact
+    address = Address.objects.filter(contact=contact, kind=Address.Kind.BILLING).first()
+    lines = list(invoice.lines.select_related("product").order_by("position"))
+    per_rate: dict[tuple[str, Decimal], list[Decimal]] = defaultdict(lambda: [Decimal("0.00"), Decimal("0.00")])
+    for line in lines:
+        per_rate[(line.tax_name, line.tax_rate)][0] += line.net
+        per_rate[(line.tax_name, line.tax_rate)][1] += line.tax
+    title = {Invoice.State.DRAFT: "Draft invoice (not valid for payment)", Invoice.State.CANCELLED: "Invoice (cancelled)"}
+    return InvoiceDocument(
+        operator=settings.OPERATOR_NAME,
+        title=title.get(invoice.state, "Invoice"),
+        invoice=invoice,
+        customer=contact.display_name,
+        account_number=invoice.account.number,
+        address_lines=[part for part in (address.line1, address.line2, f"{address.postal_code} {address.city}".strip(),
+                                         address.country) if part] if address else [],
+        issued_on=timezone.localtime(invoice.issued_at).strftime("%Y-%m-%d") if invoice.issued_at else "—",
+        lines=lines,
+        taxes=[TaxSummary(name or "Tax", rate, net, tax) for (name, rate), (net, tax) in sorted(per_rate.items())],
+        credit_notes=list(invoice.credit_notes.order_by("issued_at")),
+    )
+
+
+def invoice_filename(invoice: Invoice, extension: str) -> str:
+    return f"{invoice.number or f'draft-{invoice.pk}'}.{extension}"
+
+
+def invoice_html(invoice: Invoice) -> str:
+    return render_to_string("billing/invoice.html", {"document": invoice_document(invoice)})
+
+
+# A Unicode font (Greek names and addresses) when the system has one; ReportLab's built-in
+# Helvetica covers Latin-1 only.
+UNICODE_FONTS = [
+    ("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf", "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf"),
+    ("/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf", "/usr/share/fonts/truetype/liberation/LiberationSans-Bold.ttf"),
+]
+
+
+@functools.cache
+def _fonts() -> tuple[str, str]:
+    """(regular, bold) font names for the PDF."""
+    from reportlab.pdfbase import pdfmetrics
+    from reportlab.pdfbase.ttfonts import TTFont
+
+    for regular, bold in UNICODE_FONTS:
+        if Path(regular).exists() and Path(bold).exists():
+            pdfmetrics.registerFont(TTFont("InvoiceSans", regular))
+            pdfmetrics.registerFont(TTFont("InvoiceSans-Bold", bold))
+            pdfmetrics.registerFontFamily("InvoiceSans", normal="InvoiceSans", bold="InvoiceSans-Bold")
+            return "InvoiceSans", "InvoiceSans-Bold"
+    return "Helvetica", "Helvetica-Bold"
+
+
+def invoice_pdf(invoice: Invoice) -> bytes:
+    """The invoice as a PDF (A4), the same content as the HTML."""
+    from reportlab.lib import colors
+    from reportlab.lib.pagesizes import A4
+    from reportlab.lib.styles import getSampleStyleSheet
+    from reportlab.lib.units import mm
+    from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
+    from xml.sax.saxutils import escape
+
+    document = invoice_document(invoice)
+    regular, bold = _fonts()
+    styles = getSampleStyleSheet()
+    for style in styles.byName.values():
+        style.fontName = bold if style.name in {"Title", "Heading2"} else regular
+    small = styles["BodyText"].clone("small", fontSize=8, leading=10)
+    buffer = io.BytesIO()
+    pdf = SimpleDocTemplate(buffer, pagesize=A4, leftMargin=18 * mm, rightMargin=18 * mm, topMargin=18 * mm,
+                            bottomMargin=18 * mm, title=f"{document.title} {invoice.number or ''}".strip(),
+                            author=document.operator)
+    currency = invoice.currency
+    story = [
+        Paragraph(escape(document.operator), styles["Title"]),
+        Paragraph(escape(f"{document.title} {invoice.number or ''}"), styles["Heading2"]),
+        Paragraph(escape(f"Date: {document.issued_on}    Account: {document.account_number}"), styles["BodyText"]),
+        Spacer(1, 4 * mm),
+        Paragraph("<br/>".join(escape(part) for part in [document.customer, *document.address_lines]), styles["BodyText"]),
+        Spacer(1, 6 * mm),
+    ]
+    rows = [["#", "Description", "Qty", "Unit price", "Net", "Tax", "Total"]]
+    for line in document.lines:
+        rows.append([str(line.position), Paragraph(escape(line.description), small), f"{line.quantity.normalize():f}",
+                     f"{line.unit_price:.2f}", f"{line.net:.2f}", f"{line.tax:.2f} ({line.tax_rate}%)", f"{line.gross:.2f}"])
+    table = Table(rows, colWidths=[8 * mm, 72 * mm, 12 * mm, 20 * mm, 18 * mm, 26 * mm, 18 * mm], repeatRows=1)
+    table.setStyle(TableStyle([
+        ("FONTSIZE", (0, 0), (-1, -1), 8), ("FONTNAME", (0, 0), (-1, -1), regular), ("FONTNAME", (0, 0), (-1, 0), bold),
+        ("LINEBELOW", (0, 0), (-1, 0), 0.5, colors.black), ("ALIGN", (2, 0), (-1, -1), "RIGHT"),
+        ("VALIGN", (0, 0), (-1, -1), "TOP"),
+    ]))
+    story += [table, Spacer(1, 6 * mm)]
+    totals = [[f"{tax.name} {tax.rate}% on {tax.net:.2f}", f"{tax.tax:.2f} {currency}"] for tax in document.taxes]
+    totals += [["Net", f"{invoice.net_total:.2f} {currency}"], ["Tax", f"{invoice.tax_total:.2f} {currency}"],
+               ["Total", f"{invoice.gross_total:.2f} {currency}"]]
+    summary = Table(totals, colWidths=[60 * mm, 30 * mm], hAlign="RIGHT")
+    summary.setStyle(TableStyle([("ALIGN", (1, 0), (1, -1), "RIGHT"), ("FONTNAME", (0, 0), (-1, -1), regular),
+                                 ("FONTNAME", (0, -1), (-1, -1), bold),
+                                 ("LINEABOVE", (0, -1), (-1, -1), 0.5, colors.black)]))
+    story.append(summary)
+    for note in document.credit_notes:
+        story.append(Paragraph(escape(f"Credit note {note.number} of {timezone.localtime(note.issued_at):%Y-%m-%d}: "
+                                      f"{note.gross_total:.2f} {currency} ({note.reason})"), small))
+    pdf.build(story)
+    return buffer.getvalue()

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+pytest_plugins = ["tests.world"]
+
 import pytest
 from django.core.cache import cache
 from rest_framework.test import APIClient

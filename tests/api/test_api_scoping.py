@@ -67,7 +67,7 @@ def place_an_order(account) -> None:
     from catalogs.demo import demo_catalog_load
     from catalogs.models import ContentTitle
     from subscriptions.services.orders import usage_order_place
-    from tests.subscriptions.conftest import effective_subscription
+    from tests.world import effective_subscription
 
     demo_catalog_load()
     scheme = demo_billing_load()["scheme"]

@@ -15,8 +15,6 @@ from django.test import Client
 from billing.models import CreditNote, Invoice, TaxRate
 from billing.selectors import ar_balance
 from subscriptions.services.orders import usage_order_place
-from tests.billing.test_instant_billing import billing_scheme  # noqa: F401  (fixture: instant billing)
-from tests.subscriptions.conftest import movie, subscriber, zx_catalog  # noqa: F401
 
 pytestmark = pytest.mark.django_db
 D = Decimal

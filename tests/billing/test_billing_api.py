@@ -13,10 +13,9 @@ import time_machine
 from billing.models import Invoice
 from billing.services.invoicing import credit_note_issue, invoice_create_draft, invoice_line_add
 from subscriptions.services.orders import usage_order_place
-from tests.billing.test_instant_billing import billing_scheme  # noqa: F401  (fixture: instant billing)
 from tests.conftest import portal_client_for
+from tests.world import effective_subscription
 from tests.factories import customer_create
-from tests.subscriptions.conftest import effective_subscription, movie, subscriber, zx_catalog  # noqa: F401
 
 pytestmark = pytest.mark.django_db
 D = Decimal

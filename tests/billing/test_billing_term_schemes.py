@@ -18,7 +18,6 @@ from subscriptions.models import Subscription
 from subscriptions.services.actions import subscription_create
 from subscriptions.services.orders import usage_order_place
 from tests.factories import customer_create
-from tests.subscriptions.conftest import billing_scheme, subscriber, zx_catalog  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.django_db
 SCHEMES = "/admin/billing/billingtermscheme/"

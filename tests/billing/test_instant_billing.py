@@ -13,7 +13,6 @@ import time_machine
 from rest_framework.test import APIClient
 
 from accounts import services as account_services
-from billing.demo import demo_billing_load
 from billing.models import Invoice, JournalEntry, Posting, UsageDetailRecord
 from billing.selectors import ar_balance
 from billing.services.schemes import billing_term_scheme_create, billing_term_scheme_set_effective
@@ -24,20 +23,13 @@ from subscriptions.services.orders import usage_order_place
 from tests.billing.test_invoicing import legs
 from tests.conftest import portal_client_for
 from tests.factories import customer_create
-from tests.subscriptions.conftest import effective_subscription, movie, subscriber, vip_subscriber, zx_catalog  # noqa: F401
+from tests.world import effective_subscription
 
 pytestmark = pytest.mark.django_db
 D = Decimal
 NICOSIA = ZoneInfo("Europe/Nicosia")
 NIGHT = datetime(2026, 11, 20, 2, 30, tzinfo=NICOSIA)
 EVENING = datetime(2026, 11, 20, 21, 0, tzinfo=NICOSIA)
-
-
-@pytest.fixture
-def billing_scheme(zx_catalog):
-    """Company ZX billing: CY VAT 19% on services and the "Normal" scheme billing every
-    order at once (replaces the subscriptions tests' scheme without rules)."""
-    return demo_billing_load()["scheme"]
 
 
 def scheme_with(name: str, **rules):

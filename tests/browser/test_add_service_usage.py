@@ -19,7 +19,7 @@ def subscriber(db):
     from billing.models import BillingTermScheme
     from catalogs.demo import demo_catalog_load
     from tests.factories import customer_create
-    from tests.subscriptions.conftest import effective_subscription
+    from tests.world import effective_subscription
 
     demo_catalog_load()
     scheme = BillingTermScheme.objects.create(name="Normal", state="EFFECTIVE")

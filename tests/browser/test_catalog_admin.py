@@ -7,7 +7,6 @@ import pytest
 from playwright.sync_api import expect
 
 from catalogs.models import UsageServiceCatalog
-from tests.catalogs.test_usage_catalogs import zx  # noqa: F401  (fixture)
 
 from .conftest import admin_login
 

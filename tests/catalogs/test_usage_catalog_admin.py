@@ -10,7 +10,7 @@ from django.test import Client
 from catalogs.models import UsageServiceCatalog
 from catalogs.services import usage_catalogs as services
 
-from .test_usage_catalogs import normal_catalog, zx  # noqa: F401,F811  (zx is a fixture)
+from tests.world import normal_catalog
 
 pytestmark = pytest.mark.django_db
 CATALOGS = "/admin/catalogs/usageservicecatalog/"

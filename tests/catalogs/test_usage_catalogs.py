@@ -10,42 +10,15 @@ import pytest
 from django.utils import timezone
 
 from accounts.models import Classification
-from catalogs.models import Product, ProductType, UsageServiceCatalog, UsageServiceCatalogDefinition
+from catalogs.models import UsageServiceCatalog, UsageServiceCatalogDefinition
 from catalogs.services import usage_catalogs as services
 from core.actions import ActionRejected
 from core.admin import audit_entries_for
 from core.exceptions import ApplicationError, ValidationFailed
 from core.models import AuditEntry
-from provisioning.models import ProvisioningProvider
+from tests.world import NIGHT, normal_catalog
 
 pytestmark = pytest.mark.django_db
-NIGHT = {"rate": Decimal("5.00"), "start_time": time(0, 1), "end_time": time(6, 59)}
-
-
-@pytest.fixture
-def zx():
-    """The Company ZX products, provider and an EFFECTIVE definition (€10, €5 at night)."""
-    usage = ProductType.objects.create(name="Usage Services", classification="SERVICE", service_type="USAGE", used_for_provisioning=True)
-    termed = ProductType.objects.create(name="Termed Services", classification="SERVICE", service_type="TERMED", used_for_provisioning=True)
-    nagra = ProvisioningProvider.objects.create(name="Nagra Media Platform", endpoint="http://ott.nagra.example/smsservice_1.2?wsdl")
-    products = {
-        "ppv": Product.objects.create(code="PPV-SERVICE", name="PPV Service", product_type=termed),
-        "lotr": Product.objects.create(code="LOTR", name="Lord of the Rings", product_type=usage),
-        "limitless": Product.objects.create(code="LIMITLESS", name="Limitless", product_type=usage),
-        "serendipity": Product.objects.create(code="SERENDIPITY", name="Serendipity", product_type=usage),
-    }
-    definition = services.usage_definition_create(name="OTT definition", usage_service_types=[usage], providers=[nagra])
-    services.usage_definition_default_rate_set(definition=definition, product_type=usage, base_rate="10.00", tiers=[NIGHT])
-    services.usage_definition_act(definition=definition, action="set_effective")
-    return {"usage": usage, "termed": termed, "nagra": nagra, "definition": definition, **products}
-
-
-def normal_catalog(zx) -> UsageServiceCatalog:
-    catalog = services.usage_catalog_create(name="Normal subscribers", required_services=[zx["ppv"]])
-    services.usage_service_add(catalog=catalog, product=zx["lotr"], provisioning_id="1AQ8")
-    services.usage_service_add(catalog=catalog, product=zx["limitless"], provisioning_id="1BQ1")
-    services.usage_service_add(catalog=catalog, product=zx["serendipity"], provisioning_id="1BQ4", base_rate="3.00", tiers=[])
-    return catalog
 
 
 def test_new_entries_take_the_definitions_defaults_and_may_override_them(zx):

@@ -17,7 +17,7 @@ from subscriptions.models import Subscription, SubscriptionService
 from subscriptions.selectors import entitlement_check, entitlement_list
 from subscriptions.services.orders import usage_order_place
 
-from .conftest import effective_subscription
+from tests.world import effective_subscription
 
 pytestmark = pytest.mark.django_db
 NICOSIA = ZoneInfo("Europe/Nicosia")

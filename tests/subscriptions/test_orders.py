@@ -21,7 +21,7 @@ from subscriptions.services.orders import order_udr, usage_order_place
 
 from tests.factories import customer_create
 
-from .conftest import effective_subscription
+from tests.world import effective_subscription
 
 pytestmark = pytest.mark.django_db
 NICOSIA = ZoneInfo("Europe/Nicosia")

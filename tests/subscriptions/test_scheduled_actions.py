@@ -21,7 +21,7 @@ from subscriptions.services.lifecycle import subscription_activate, subscription
 from subscriptions.tasks import subscription_actions_run_due_task
 from tests.factories import customer_create
 
-from .conftest import effective_subscription
+from tests.world import effective_subscription
 
 pytestmark = pytest.mark.django_db
 NOW = datetime(2026, 5, 4, 9, 0, tzinfo=dt_timezone.utc)

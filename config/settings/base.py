@@ -116,6 +116,7 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE: dict = {
     "purge-idempotency-records": {"task": "core.tasks.idempotency_records_purge_task", "schedule": 3600.0},
+    "purge-pairing-codes": {"task": "subscriptions.tasks.pairing_codes_purge_task", "schedule": 3600.0},
     # A run missed while no worker was up is dropped (the next one picks the actions up).
     "run-due-subscription-actions": {"task": "subscriptions.tasks.subscription_actions_run_due_task", "schedule": 60.0,
                                      "options": {"expires": 55.0}},
@@ -170,6 +171,8 @@ REST_FRAMEWORK = {
         "login_ip": env_str("THROTTLE_LOGIN_IP", "30/min"),
         "login_username": env_str("THROTTLE_LOGIN_USERNAME", "5/min"),
         "signup": env_str("THROTTLE_SIGNUP", "20/hour"),
+        "pairing_start": env_str("THROTTLE_PAIRING_START", "30/hour"),
+        "pairing_claim": env_str("THROTTLE_PAIRING_CLAIM", "30/hour"),
     },
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }

@@ -76,7 +76,6 @@ class PairingStartThrottle(SimpleRateThrottle):
     """Anyone may ask for a pairing code, so a client address may ask only so often."""
 
     scope = "pairing_start"
-    rate = "30/hour"
 
     def get_cache_key(self, request, view):
         return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
@@ -86,7 +85,6 @@ class PairingClaimThrottle(SimpleRateThrottle):
     """Limits guessing other people's codes from one login."""
 
     scope = "pairing_claim"
-    rate = "30/hour"
 
     def get_cache_key(self, request, view):
         return self.cache_format % {"scope": self.scope, "ident": request.user.pk}

@@ -354,3 +354,11 @@ def test_purging_removes_pairings_past_their_collection_deadline(customer):
     assert services.pairing_codes_purge(now=NOW + timedelta(minutes=20)) == 1
     assert list(PairingCode.objects.values_list("pk", flat=True)) == [fresh.pk]
     assert Device.objects.filter(account=customer).count() == 1
+
+
+def test_beat_purges_expired_pairing_codes():
+    from django.conf import settings
+
+    from subscriptions.tasks import pairing_codes_purge_task
+
+    assert settings.CELERY_BEAT_SCHEDULE["purge-pairing-codes"]["task"] == pairing_codes_purge_task.name

@@ -154,6 +154,7 @@ class CustomerAccountAdmin(admin.ModelAdmin):
             **customer_overview(account=account),
             "can_subscribe": request.user.has_perm("subscriptions.add_subscription") and account.state == AccountsReceivable.State.ACTIVE,
             "can_order": request.user.has_perm("subscriptions.order_usage"),
+            "can_remove_devices": request.user.has_perm("subscriptions.change_device"),
         }
 
     @staticmethod

@@ -21,9 +21,10 @@ from core.choices import Channel
 from core.exceptions import ApplicationError
 
 from .forms import AddServiceUsageForm, SubscriptionActionForm
-from .models import InstalledItem, Subscription, SubscriptionAction, SubscriptionService
+from .models import Device, InstalledItem, Subscription, SubscriptionAction, SubscriptionService
 from .services.actions import ACTION_TYPES, subscription_act, subscription_create
 from .services.lifecycle import subscription_actions_available
+from .services.devices import device_remove
 from .services.orders import order_quote, order_udr, usage_order_place
 
 STATE_COLOURS = {"DRAFT": "#607d8b", "EFFECTIVE": "#2e7d32", "NOT_EFFECTIVE": "#ef6c00", "IN_RESTING": "#8e24aa",
@@ -118,6 +119,7 @@ class SubscriptionAdmin(admin.ModelAdmin):
         return [
             path("<int:pk>/action/<str:behavior>/", wrap(self.action_view), name="subscriptions_subscription_action"),
             path("<int:pk>/add-service-usage/", wrap(self.usage_view), name="subscriptions_subscription_usage"),
+            path("device/<int:pk>/remove/", wrap(self.device_remove_view), name="subscriptions_device_remove"),
         ] + super().get_urls()
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
@@ -174,6 +176,24 @@ class SubscriptionAdmin(admin.ModelAdmin):
                 return HttpResponseRedirect(change_url)
         return self._page(request, "admin/subscriptions/form_page.html", title=f"{label}: {subscription}", form=form,
                           submit=label, subscription=subscription, change_url=change_url)
+
+    def device_remove_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        """Remove a customer's device (its key is revoked, its streams end; the slot frees
+        after the cooldown). Asks for confirmation first."""
+        if not request.user.has_perm("subscriptions.change_device"):
+            raise PermissionDenied
+        device = get_object_or_404(Device.objects.select_related("account__contact"), pk=pk)
+        account_url = reverse("admin:accounts_accountsreceivable_change", args=[device.account_id])
+        if request.method == "POST":
+            try:
+                device_remove(device=device, performed_by=request.user, channel=Channel.CALL_CENTER)
+            except ApplicationError as error:
+                self.message_user(request, f"{device}: {error.message}", messages.ERROR)
+            else:
+                self.message_user(request, f"Removed {device}.", messages.SUCCESS)
+            return HttpResponseRedirect(account_url)
+        return self._page(request, "admin/core/confirm_action.html", title=f"Remove {device}?", object=device,
+                          label="Remove", change_url=account_url)
 
     def usage_view(self, request: HttpRequest, pk: int) -> HttpResponse:
         """Add Service Usage: choose the movie, see the price it will be charged, confirm."""

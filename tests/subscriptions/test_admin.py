@@ -128,3 +128,19 @@ def test_terminate_needs_a_reason_in_the_form(agent, subscriber):
     assert "reason" in response.context["form"].errors
     subscriber.refresh_from_db()
     assert subscriber.state == "EFFECTIVE"
+
+
+def test_an_agent_removes_a_device_from_the_customer_page(agent, finance_user, subscriber):
+    from subscriptions.services.devices import device_register
+
+    device, _key = device_register(account=subscriber.account, name="Old phone", screen="MOBILE")
+    page = logged_in(agent).get(f"/admin/accounts/accountsreceivable/{subscriber.account_id}/change/").content.decode()
+    url = f"/admin/subscriptions/subscription/device/{device.pk}/remove/"
+    assert url in page
+    assert logged_in(finance_user).post(url).status_code == 403
+    assert logged_in(agent).get(url).status_code == 200  # the confirmation
+    device.refresh_from_db()
+    assert device.state == "ACTIVE"
+    assert logged_in(agent).post(url).status_code == 302
+    device.refresh_from_db()
+    assert device.state == "REMOVED" and device.credential.revoked_at is not None

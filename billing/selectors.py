@@ -22,7 +22,7 @@ def ar_balance(*, account: AccountsReceivable) -> Decimal:
     """What the customer owes (negative: credit in their favour): the sum of their
     receivable postings."""
     total = Posting.objects.filter(account=account, ledger_account__code="AR").aggregate(total=Sum("amount"))["total"]
-    return total or ZERO
+    return (total or ZERO).quantize(ZERO)  # SQLite sums lose the scale; money is shown to the cent
 
 
 def trial_balance() -> dict[str, Decimal]:
@@ -50,7 +50,7 @@ def account_statement(*, account: AccountsReceivable, limit: int | None = None) 
                 .order_by("entry__posted_at", "entry_id", "id"))
     lines = [
         StatementLine(p.entry.posted_at, p.entry.get_kind_display(), p.entry.reference, p.entry.description,
-                      p.amount if p.amount > 0 else ZERO, -p.amount if p.amount < 0 else ZERO, p.running)
+                      p.amount if p.amount > 0 else ZERO, -p.amount if p.amount < 0 else ZERO, p.running.quantize(ZERO))
         for p in postings
     ]
     return lines[-limit:] if limit else lines

@@ -147,3 +147,9 @@ def test_any_sequence_of_entries_keeps_the_ledger_balanced(operations):
         assert ar_balance(account=account) == expected[account.pk]
     for entry in JournalEntry.objects.prefetch_related("postings"):
         assert sum(p.amount for p in entry.postings.all()) == 0
+
+
+def test_balances_are_shown_to_the_cent(customer):
+    payment_entry(customer, "payment:round", "5.00")
+    assert str(ar_balance(account=customer)) == "-5.00"
+    assert str(account_statement(account=customer)[0].balance) == "-5.00"

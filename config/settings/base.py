@@ -120,6 +120,8 @@ CELERY_BEAT_SCHEDULE: dict = {
     # A run missed while no worker was up is dropped (the next one picks the actions up).
     "run-due-subscription-actions": {"task": "subscriptions.tasks.subscription_actions_run_due_task", "schedule": 60.0,
                                      "options": {"expires": 55.0}},
+    # Bulk UDR rating: starts rating tasks for the PENDING backlog (more workers, more throughput).
+    "dispatch-udr-rating": {"task": "billing.tasks.udr_rating_dispatch_task", "schedule": 60.0, "options": {"expires": 55.0}},
 }
 
 # --- Auth ------------------------------------------------------------------------------

@@ -1,0 +1,188 @@
+"""Rating pipeline benchmark (``make bench``; not part of the test suite).
+
+Needs PostgreSQL: ``scripts/testenv.py -- .venv/bin/python bench/rating.py`` (what
+``make bench`` runs) gives it a throwaway server. Steps:
+
+1. migrate, load the Company ZX catalog, and create ACCOUNTS accounts with an EFFECTIVE
+   subscription holding the PPV Service (a fifth of them VIP);
+2. generate N PENDING usage records with COPY (movies, day and night, over a week);
+3. time the pipeline end to end — claim (FOR UPDATE SKIP LOCKED) → rate (the one rating
+   function) → write (one set-based UPDATE per chunk) — until nothing is PENDING. Billing
+   is EXCLUDED: the subscriptions' scheme has no usage rules, so invoicing waits for the
+   billing run (timed by its own benchmark);
+4. time the reference: a hand-written psycopg COPY of the same final rated rows into a
+   scratch copy of the table (same columns, constraints and indexes);
+5. print UDRs/s, reference rows/s and the ratio against the targets (DESIGN.md §5).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import multiprocessing
+import os
+import random
+import sys
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
+
+import django  # noqa: E402
+
+django.setup()
+
+from django.core.management import call_command  # noqa: E402
+from django.db import connection  # noqa: E402
+from django.db.models import Count  # noqa: E402
+from django.utils import timezone  # noqa: E402
+
+from billing.models import BillingTermScheme, UsageDetailRecord  # noqa: E402
+from billing.services.rating_runs import udr_rate_chunk  # noqa: E402
+from catalogs.demo import demo_catalog_load  # noqa: E402
+from catalogs.models import Product  # noqa: E402
+from subscriptions.models import Subscription, SubscriptionService  # noqa: E402
+from subscriptions.services.actions import subscription_create  # noqa: E402
+from tests.factories import customer_create  # noqa: E402
+
+TARGET_RATE, TARGET_RATIO = 10_000, 0.5
+START = datetime(2026, 11, 16, tzinfo=ZoneInfo("Europe/Nicosia"))
+TABLE = UsageDetailRecord._meta.db_table
+SCRATCH = "bench_udr_reference"
+
+
+def world(accounts: int) -> list[tuple[int, int]]:
+    """(account id, subscription id) pairs, created through the services."""
+    call_command("migrate", verbosity=0)
+    demo_catalog_load()
+    scheme = BillingTermScheme.objects.create(name="Bench periodic", kind="NORMAL", state="EFFECTIVE")
+    ppv = Product.objects.get(code="PPV-SERVICE")
+    pairs = []
+    for n in range(accounts):
+        account = customer_create(first_name=f"Bench{n}", email=f"bench{n}@example.com", portal=False,
+                                  classification="VIP" if n % 5 == 0 else "NORMAL")
+        subscription = subscription_create(account=account, billing_term_scheme=scheme)
+        pairs.append((account.pk, subscription.pk))
+    Subscription.objects.filter(pk__in=[sub for _, sub in pairs]).update(state="EFFECTIVE")
+    SubscriptionService.objects.bulk_create(
+        [SubscriptionService(subscription_id=sub, product=ppv, state="EFFECTIVE", start_date=START.date()) for _, sub in pairs])
+    return pairs
+
+
+def generate(pairs: list[tuple[int, int]], count: int) -> None:
+    """``count`` PENDING records with COPY (fast, and what a source system's bulk load does)."""
+    movies = list(Product.objects.filter(code__in=["LOTR", "LIMITLESS", "SERENDIPITY"]).values_list("pk", flat=True))
+    rng = random.Random(5)
+    now = timezone.now().isoformat()
+    with connection.cursor() as cursor, cursor.cursor.copy(
+            f"COPY {TABLE} (account_id, subscription_id, product_id, usage_at, channel, source, external_id, currency, "
+            "rate_reason, state, rejection_reason, created_at) FROM STDIN") as copy:
+        for n in range(count):
+            account, subscription = pairs[n % len(pairs)]
+            usage_at = START + timedelta(minutes=rng.randrange(7 * 24 * 60))
+            copy.write_row((account, subscription, rng.choice(movies), usage_at, "SYSTEM", "BENCH", f"B-{n}", "", "",
+                            "PENDING", "", now))
+    with connection.cursor() as cursor:
+        cursor.execute(f"ANALYZE {TABLE}")
+
+
+def pipeline(chunk_size: int) -> tuple[int, float]:
+    started, processed = time.perf_counter(), 0
+    while chunk := udr_rate_chunk(chunk_size=chunk_size):
+        processed += len(chunk)
+    return processed, time.perf_counter() - started
+
+
+def _worker(chunk_size: int) -> int:
+    connection.close()  # a forked child opens its own connection
+    processed, _elapsed = pipeline(chunk_size)
+    connection.close()
+    return processed
+
+
+def pipeline_parallel(workers: int, chunk_size: int) -> tuple[int, float]:
+    """The same pipeline in ``workers`` processes claiming from one backlog (SKIP LOCKED)."""
+    connection.close()
+    context = multiprocessing.get_context("fork")
+    started = time.perf_counter()
+    with context.Pool(workers) as pool:
+        processed = sum(pool.map(_worker, [chunk_size] * workers))
+    return processed, time.perf_counter() - started
+
+
+def reset() -> None:
+    """Back to PENDING for the next timed run (not timed)."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"UPDATE {TABLE} SET state = 'PENDING', amount = NULL, currency = '', catalog_id = NULL, "
+                       "usage_service_id = NULL, tier_id = NULL, rate_reason = '', rejection_reason = '' WHERE source = 'BENCH'")
+    connection.close()
+    with connection.cursor() as cursor:
+        cursor.execute(f"VACUUM ANALYZE {TABLE}")
+
+
+def reference() -> tuple[int, float]:
+    """COPY the final rated rows into a scratch copy of the table, by hand (rows read before timing)."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"DROP TABLE IF EXISTS {SCRATCH}")
+        cursor.execute(f"CREATE TABLE {SCRATCH} (LIKE {TABLE} INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING INDEXES)")
+        cursor.execute(f"SELECT * FROM {TABLE} WHERE source = 'BENCH'")
+        columns = [column.name for column in cursor.description]
+        rows = cursor.fetchall()
+        started = time.perf_counter()
+        with cursor.cursor.copy(f"COPY {SCRATCH} ({', '.join(columns)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        elapsed = time.perf_counter() - started
+        cursor.execute(f"DROP TABLE {SCRATCH}")
+    return len(rows), elapsed
+
+
+def machine() -> str:
+    model = next((line.split(":", 1)[1].strip() for line in io.open("/proc/cpuinfo") if line.startswith("model name")), "?")
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW server_version")
+        version = cursor.fetchone()[0]
+    return f"{os.cpu_count()} CPUs ({model}), PostgreSQL {version}"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=int, default=50_000)
+    parser.add_argument("--accounts", type=int, default=2_000)
+    parser.add_argument("--chunk-size", type=int, default=1_000)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 2, help="Processes for the parallel run.")
+    args = parser.parse_args()
+    if connection.vendor != "postgresql":
+        print("bench/rating.py needs PostgreSQL: run it through scripts/testenv.py (make bench).")
+        return 2
+    t0 = time.perf_counter()
+    pairs = world(args.accounts)
+    t1 = time.perf_counter()
+    generate(pairs, args.records)
+    t2 = time.perf_counter()
+    processed, elapsed = pipeline(args.chunk_size)
+    states = dict(UsageDetailRecord.objects.filter(source="BENCH").values_list("state").annotate(n=Count("pk")).order_by())
+    copied, copy_elapsed = reference()
+    reset()
+    parallel, parallel_elapsed = pipeline_parallel(args.workers, args.chunk_size)
+    rate, reference_rate = processed / elapsed, copied / copy_elapsed
+    ratio, parallel_rate = rate / reference_rate, parallel / parallel_elapsed
+    print(f"machine: {machine()}")
+    print(f"setup: {args.accounts} accounts in {t1 - t0:.1f}s; {args.records} PENDING UDRs generated with COPY in {t2 - t1:.2f}s")
+    print(f"pipeline (claim -> rate -> write, billing excluded, 1 worker, chunk {args.chunk_size}): "
+          f"{processed} UDRs in {elapsed:.2f}s = {rate:,.0f} UDRs/s  [target >= {TARGET_RATE:,}] "
+          f"{'OK' if rate >= TARGET_RATE else 'BELOW TARGET'}")
+    print(f"final states: {states}")
+    print(f"reference (psycopg COPY of the same {copied} rated rows): {copy_elapsed:.2f}s = {reference_rate:,.0f} rows/s")
+    print(f"ratio pipeline/reference: {ratio:.2f}  [target >= {TARGET_RATIO}] {'OK' if ratio >= TARGET_RATIO else 'BELOW TARGET'}")
+    print(f"pipeline with {args.workers} worker processes (same backlog, reset to PENDING): {parallel} UDRs in "
+          f"{parallel_elapsed:.2f}s = {parallel_rate:,.0f} UDRs/s, ratio {parallel_rate / reference_rate:.2f}"
+          f"{'' if parallel == args.records else '  WRONG COUNT'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

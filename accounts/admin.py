@@ -13,25 +13,14 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils.html import format_html
 
+from core.admin import state_badge
 from core.choices import Channel
 from core.exceptions import ApplicationError, ValidationFailed
 
 from . import selectors, services
 from .forms import AccountChangeForm, CustomerSignUpForm, DeviceCredentialForm, ReasonForm
 from .models import AccountEvent, AccountsReceivable, Address, Classification, Contact, DeviceCredential
-
-STATE_COLOURS = {"ACTIVE": "#2e7d32", "SUSPENDED": "#ef6c00", "TERMINATED": "#757575"}
-
-
-def state_badge(state: str, label: str) -> str:
-    return format_html(
-        '<span style="background:{};color:#fff;padding:2px 8px;border-radius:10px;font-size:11px">{}</span>',
-        STATE_COLOURS.get(state, "#455a64"),
-        label,
-    )
-
 
 class DeviceCredentialInline(admin.TabularInline):
     model = DeviceCredential

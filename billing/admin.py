@@ -19,7 +19,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from core.actions import ActionRejected
-from core.admin import AuditHistoryMixin, LifecycleActionsMixin, ServiceAdminMixin
+from core.admin import AuditHistoryMixin, LifecycleActionsMixin, ServiceAdminMixin, state_badge
 from core.choices import Channel
 from core.exceptions import ApplicationError
 
@@ -39,9 +39,6 @@ from .models import (
 from .services import invoicing, taxes
 from .services import schemes as services
 
-STATE_COLOURS = {"DRAFT": "#607d8b", "EFFECTIVE": "#2e7d32", "TERMINATED": "#757575"}
-
-
 @admin.register(BillingTermScheme)
 class BillingTermSchemeAdmin(ServiceAdminMixin, AuditHistoryMixin, LifecycleActionsMixin, admin.ModelAdmin):
     """Saved through ``billing.services``: a refusal shows the form again with every
@@ -56,8 +53,7 @@ class BillingTermSchemeAdmin(ServiceAdminMixin, AuditHistoryMixin, LifecycleActi
 
     @admin.display(description="state", ordering="state")
     def state_display(self, obj):
-        return format_html('<span style="background:{};color:#fff;padding:2px 8px;border-radius:10px;font-size:11px">{}</span>',
-                           STATE_COLOURS.get(obj.state, "#455a64"), obj.get_state_display())
+        return state_badge(obj.state, obj.get_state_display())
 
     def get_readonly_fields(self, request, obj=None):
         if obj is None or obj.state == BillingTermScheme.State.DRAFT:
@@ -110,14 +106,6 @@ class UsageDetailRecordAdmin(admin.ModelAdmin):
 
 
 # --- taxes, invoices, credit notes, the ledger ----------------------------------------------
-
-INVOICE_COLOURS = {"DRAFT": "#607d8b", "POSTED": "#2e7d32", "CANCELLED": "#757575"}
-
-
-def badge(colour: str, label: str) -> str:
-    return format_html('<span style="background:{};color:#fff;padding:2px 8px;border-radius:10px;font-size:11px">{}</span>',
-                       colour, label)
-
 
 class ReadOnlyAdminMixin:
     """Documents and ledger rows are written by services only and never edited."""
@@ -221,7 +209,7 @@ class InvoiceAdmin(AuditHistoryMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
 
     @admin.display(description="state", ordering="state")
     def state_display(self, invoice: Invoice) -> str:
-        return badge(INVOICE_COLOURS.get(invoice.state, "#455a64"), invoice.get_state_display())
+        return state_badge(invoice.state, invoice.get_state_display())
 
     @admin.display(description="documents")
     def documents_links(self, invoice: Invoice) -> str:

@@ -6,11 +6,27 @@ from django import forms
 from django.contrib import admin, messages
 from django.http import HttpRequest, HttpResponseRedirect
 from django.urls import reverse
+from django.utils.html import format_html
 from django.contrib.contenttypes.models import ContentType
 from django.template.response import TemplateResponse
 
 from core.exceptions import ApplicationError, ValidationFailed
 from core.models import AuditEntry
+
+
+# One colour per state, whatever the model: green is in force, orange is paused, grey is over.
+STATE_COLOURS = {
+    "ACTIVE": "#2e7d32", "EFFECTIVE": "#2e7d32", "PUBLISHED": "#2e7d32", "POSTED": "#2e7d32", "EXECUTED": "#2e7d32",
+    "SUSPENDED": "#ef6c00", "NOT_EFFECTIVE": "#ef6c00", "READY": "#ef6c00",
+    "IN_RESTING": "#8e24aa", "SCHEDULED": "#1565c0", "REJECTED": "#c62828",
+    "DRAFT": "#607d8b", "TERMINATED": "#757575", "CANCELLED": "#757575", "RETIRED": "#37474f",
+}
+
+
+def state_badge(state: str, label: str, *, css_class: str = "state-badge") -> str:
+    """A coloured pill for a state in list and change pages."""
+    return format_html('<span class="{}" style="background:{};color:#fff;padding:2px 8px;border-radius:10px;font-size:11px">{}</span>',
+                       css_class, STATE_COLOURS.get(state, "#455a64"), label)
 
 
 def audit_entries_for(obj, limit: int = 200):

@@ -12,11 +12,11 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
-from django.utils.html import format_html
 
 from accounts.models import AccountsReceivable
 from billing.models import BillingTermScheme
 from core.actions import ActionRejected
+from core.admin import state_badge
 from core.choices import Channel
 from core.exceptions import ApplicationError
 
@@ -26,15 +26,6 @@ from .services.actions import ACTION_TYPES, subscription_act, subscription_creat
 from .services.lifecycle import subscription_actions_available
 from .services.devices import device_remove
 from .services.orders import order_quote, order_udr, usage_order_place
-
-STATE_COLOURS = {"DRAFT": "#607d8b", "EFFECTIVE": "#2e7d32", "NOT_EFFECTIVE": "#ef6c00", "IN_RESTING": "#8e24aa",
-                 "CANCELLED": "#757575", "EXECUTED": "#2e7d32", "REJECTED": "#c62828", "SCHEDULED": "#1565c0"}
-
-
-def badge(state: str, label: str) -> str:
-    return format_html('<span style="background:{};color:#fff;padding:2px 8px;border-radius:10px;font-size:11px">{}</span>',
-                       STATE_COLOURS.get(state, "#455a64"), label)
-
 
 def actions_available(subscription: Subscription) -> list[tuple[str, str]]:
     """(behavior, label) of every action the subscription's state allows, except the order
@@ -72,7 +63,7 @@ class ActionInline(ReadOnlyInline):
 
     @admin.display(description="state")
     def state_badge(self, action):
-        return badge(action.state, action.get_state_display())
+        return state_badge(action.state, action.get_state_display())
 
     @admin.display(description="reasons / result")
     def outcome(self, action):
@@ -100,7 +91,7 @@ class SubscriptionAdmin(admin.ModelAdmin):
 
     @admin.display(description="state", ordering="state")
     def state_display(self, subscription):
-        return badge(subscription.state, subscription.get_state_display())
+        return state_badge(subscription.state, subscription.get_state_display())
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False  # terminated, never deleted

@@ -24,7 +24,6 @@ from django.db import models
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils.html import format_html
 from import_export.admin import ImportExportMixin
 from import_export.formats import base_formats
 
@@ -32,7 +31,7 @@ from catalogs.admin.inlines import BundleComponentInline
 from catalogs.models import BundleComponent, ContentTitle, Genre, Product, ProductType, TitleAvailability
 from catalogs.resources import ContentTitleResource, ProductResource
 from catalogs.services import content as services
-from core.admin import AuditHistoryMixin, ServiceAdminMixin, ServiceModelForm, refusal_fields
+from core.admin import AuditHistoryMixin, ServiceAdminMixin, ServiceModelForm, refusal_fields, state_badge
 from core.choices import Channel, Screen
 from core.exceptions import ApplicationError, ValidationFailed
 
@@ -208,8 +207,6 @@ class GenreAdmin(AuditHistoryMixin, ServiceAdminMixin, admin.ModelAdmin):
 
 # --- content titles ---------------------------------------------------------------------
 
-STATE_COLOURS = {"DRAFT": "#757575", "READY": "#ef6c00", "PUBLISHED": "#2e7d32", "RETIRED": "#37474f"}
-
 #: What a destructive step does to viewers, said on its confirmation page.
 CONSEQUENCES = {
     "unpublish": "Viewers will no longer find this title on any screen until it is published again.",
@@ -224,14 +221,6 @@ WORKFLOW_SERVICES: dict[str, tuple[Callable[..., ContentTitle], str, bool]] = {
     "unpublish": (services.title_unpublish, "unpublished", True),
     "retire": (services.title_retire, "retired", True),
 }
-
-
-def state_badge(title: ContentTitle) -> str:
-    return format_html(
-        '<span class="title-state" style="background:{};color:#fff;padding:2px 8px;border-radius:10px;font-size:11px">{}</span>',
-        STATE_COLOURS.get(title.state, "#455a64"),
-        title.get_state_display(),
-    )
 
 
 def _refusal_reasons(refusal: ApplicationError) -> str:
@@ -304,7 +293,7 @@ class ContentTitleAdmin(AuditHistoryMixin, ServiceAdminMixin, CatalogImportExpor
     # --- list -------------------------------------------------------------------------
     @admin.display(description="state", ordering="state")
     def state_display(self, title: ContentTitle) -> str:
-        return state_badge(title)
+        return state_badge(title.state, title.get_state_display(), css_class="title-state")
 
     @admin.display(description="older movie", boolean=True, ordering="is_older_movie")
     def older_movie(self, title: ContentTitle) -> bool:

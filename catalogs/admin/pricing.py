@@ -13,23 +13,16 @@ from django.conf import settings
 from django.contrib import admin, messages
 from django.db.models import Count, Exists, OuterRef
 
-from django.utils.html import format_html
 
 from core.actions import ActionRejected
-from core.admin import AuditHistoryMixin, LifecycleActionsMixin, ServiceAdminMixin, adopt_saved
+from core.admin import AuditHistoryMixin, LifecycleActionsMixin, ServiceAdminMixin, adopt_saved, state_badge
 from core.choices import Channel, LifecycleState
 from core.exceptions import ApplicationError
 
 from ..models import Coupon, CouponRedemption, PricePlan, PricePlanRate, Product, ProductType, Promotion
 from ..services import pricing as services
 
-STATE_COLOURS = {"DRAFT": "#607d8b", "EFFECTIVE": "#2e7d32", "NOT_EFFECTIVE": "#ef6c00", "CANCELLED": "#757575"}
 LIFECYCLE_LABELS = {"set_effective": "Set effective", "set_not_effective": "Set not effective", "cancel": "Cancel"}
-
-
-def state_badge(obj) -> str:
-    return format_html('<span style="background:{};color:#fff;padding:2px 8px;border-radius:10px;font-size:11px">{}</span>',
-                       STATE_COLOURS.get(obj.state, "#455a64"), obj.get_state_display())
 
 
 def _is_draft(obj) -> bool:
@@ -90,7 +83,7 @@ class _ServiceSavingAdmin(ServiceAdminMixin, AuditHistoryMixin, LifecycleActions
 
     @admin.display(description="state", ordering="state")
     def state_display(self, obj):
-        return state_badge(obj)
+        return state_badge(obj.state, obj.get_state_display())
 
 
 # --- Price plans ---------------------------------------------------------------------------

@@ -14,22 +14,15 @@ from decimal import Decimal, InvalidOperation
 
 from django import forms
 from django.contrib import admin
-from django.utils.html import format_html
 
-from core.admin import AuditHistoryMixin, LifecycleActionsMixin, ServiceAdminMixin, adopt_saved
+from core.admin import AuditHistoryMixin, LifecycleActionsMixin, ServiceAdminMixin, adopt_saved, state_badge
 from core.choices import Channel
 from core.exceptions import ApplicationError
 
 from ..models import DefinitionDefaultRate, UsageService, UsageServiceCatalog, UsageServiceCatalogDefinition
 from ..services import usage_catalogs as services
 
-STATE_COLOURS = {"DRAFT": "#607d8b", "EFFECTIVE": "#2e7d32", "NOT_EFFECTIVE": "#ef6c00", "CANCELLED": "#757575"}
 TIER = re.compile(r"^\s*(?P<rate>[0-9.]+)\s*@\s*(?P<start>\d{1,2}:\d{2})\s*-\s*(?P<end>\d{1,2}:\d{2})\s*$")
-
-
-def state_badge(obj) -> str:
-    return format_html('<span style="background:{};color:#fff;padding:2px 8px;border-radius:10px;font-size:11px">{}</span>',
-                       STATE_COLOURS.get(obj.state, "#455a64"), obj.get_state_display())
 
 
 def tiers_parse(text: str) -> list[dict] | None:
@@ -112,7 +105,7 @@ class DefinitionAdmin(ConfigurationAdmin):
 
     @admin.display(description="state", ordering="state")
     def state_display(self, obj):
-        return state_badge(obj)
+        return state_badge(obj.state, obj.get_state_display())
 
     def lifecycle_action_objects(self):
         return services.DEFINITION_ACTIONS
@@ -158,7 +151,7 @@ class UsageServiceCatalogAdmin(ConfigurationAdmin):
 
     @admin.display(description="state", ordering="state")
     def state_display(self, obj):
-        return state_badge(obj)
+        return state_badge(obj.state, obj.get_state_display())
 
     @admin.display(description="accounts")
     def conditions(self, obj):

@@ -321,12 +321,19 @@ class InvoiceLine(models.Model):
     tax = models.DecimalField(**MONEY)
     gross = models.DecimalField(**MONEY)
     revenue_ledger = models.CharField(max_length=32, help_text="Ledger account credited with the net amount.")
+    # What a recurring charge pays for: revenue recognition spreads it over these days.
+    subscription_service = models.ForeignKey("subscriptions.SubscriptionService", null=True, blank=True, on_delete=models.PROTECT,
+                                             related_name="invoice_lines")
+    service_period_start = models.DateField(null=True, blank=True, help_text="First day the charge covers.")
+    service_period_end = models.DateField(null=True, blank=True, help_text="Day after the last day the charge covers.")
 
     class Meta:
         ordering = ["invoice", "position"]
         constraints = [
             models.UniqueConstraint(fields=["invoice", "position"], name="invoice_line_position_unique"),
             models.CheckConstraint(condition=Q(net=F("gross") - F("tax")), name="invoice_line_adds_up"),
+            models.CheckConstraint(condition=Q(service_period_start__isnull=True, service_period_end__isnull=True)
+                                   | Q(service_period_end__gt=F("service_period_start")), name="invoice_line_period_ordered"),
         ]
 
     def __str__(self) -> str:
@@ -383,3 +390,155 @@ class CreditNoteLine(models.Model):
 
     def __str__(self) -> str:
         return f"{self.description}: {self.gross}"
+
+
+# --- Billing runs --------------------------------------------------------------------------
+
+class BillingRun(models.Model):
+    """Finance bills every subscription of a scheme (or all) for a date: recurring charges
+    in advance, one-time charges and unbilled usage, one invoice per account.
+
+    The work is split into chunks of accounts that Celery workers claim with
+    ``FOR UPDATE SKIP LOCKED``; each account is billed in its own transaction, and each
+    (service, period) is billed at most once (``BilledPeriod``), so a re-run, a concurrent
+    run or a run resumed after a crash creates nothing twice.
+    """
+
+    class State(models.TextChoices):
+        PENDING = "PENDING", "Pending"
+        RUNNING = "RUNNING", "Running"
+        COMPLETED = "COMPLETED", "Completed"
+        COMPLETED_WITH_ERRORS = "COMPLETED_WITH_ERRORS", "Completed with errors"
+
+    run_date = models.DateField(help_text="Bill everything due on this day: periods starting by it, usage before it.")
+    scheme = models.ForeignKey(BillingTermScheme, null=True, blank=True, on_delete=models.PROTECT, related_name="billing_runs",
+                               help_text="Only subscriptions on this scheme; empty: every scheme.")
+    state = models.CharField(max_length=24, choices=State.choices, default=State.PENDING, editable=False)
+    accounts_total = models.PositiveIntegerField(default=0, editable=False)
+    accounts_done = models.PositiveIntegerField(default=0, editable=False)
+    invoices_created = models.PositiveIntegerField(default=0, editable=False)
+    invoiced_total = models.DecimalField(**MONEY, default=Decimal("0.00"), editable=False)
+    errors_count = models.PositiveIntegerField(default=0, editable=False)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True, editable=False)
+    finished_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        permissions = [("run_billing", "Can start billing runs")]
+
+    def __str__(self) -> str:
+        return f"Billing run {self.pk} for {self.run_date}"
+
+    @property
+    def progress_percent(self) -> int:
+        if not self.accounts_total:
+            return 100 if self.state.startswith("COMPLETED") else 0
+        return min(100, self.accounts_done * 100 // self.accounts_total)
+
+
+class BillingRunChunk(models.Model):
+    """A slice of a run's accounts (an id range) that one worker bills; DONE once billed,
+    so a resumed run only redoes what was not finished."""
+
+    class State(models.TextChoices):
+        PENDING = "PENDING", "Pending"
+        DONE = "DONE", "Done"
+
+    run = models.ForeignKey(BillingRun, on_delete=models.CASCADE, related_name="chunks")
+    first_account_id = models.BigIntegerField()
+    last_account_id = models.BigIntegerField()
+    accounts = models.PositiveIntegerField()
+    state = models.CharField(max_length=8, choices=State.choices, default=State.PENDING)
+    invoices_created = models.PositiveIntegerField(default=0)
+    errors = models.JSONField(default=list, blank=True, help_text="Accounts that could not be billed, with the reason.")
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["run", "first_account_id"]
+        indexes = [models.Index(fields=["run", "state"], name="billing_chunk_pending_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.run} accounts {self.first_account_id}–{self.last_account_id}"
+
+
+class BilledPeriod(models.Model):
+    """A termed service's period that has been charged: unique per (service, period start),
+    the guarantee that no period is ever billed twice."""
+
+    service = models.ForeignKey("subscriptions.SubscriptionService", on_delete=models.PROTECT, related_name="billed_periods")
+    period_start = models.DateField()
+    period_end = models.DateField()
+    invoice_line = models.OneToOneField(InvoiceLine, null=True, blank=True, on_delete=models.PROTECT, related_name="billed_period",
+                                        help_text="Empty when the period cost nothing (a free trial, a free plan).")
+    run = models.ForeignKey(BillingRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="billed_periods")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["service", "period_start"]
+        constraints = [
+            models.UniqueConstraint(fields=["service", "period_start"], name="service_period_billed_once"),
+            models.CheckConstraint(condition=Q(period_end__gt=F("period_start")), name="billed_period_ordered"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.service} {self.period_start}–{self.period_end}"
+
+
+class OneTimeCharge(models.Model):
+    """A charge billed once on the next invoice: an installation, a decoder, a fee.
+
+    Priced from the account's one-time price plan rate when it is added; billed by the
+    next billing run (or at once when asked); unique by reference, so a repeat adds nothing.
+    """
+
+    class State(models.TextChoices):
+        PENDING = "PENDING", "Not billed yet"
+        BILLED = "BILLED", "Billed"
+        CANCELLED = "CANCELLED", "Cancelled"
+
+    account = models.ForeignKey("accounts.AccountsReceivable", on_delete=models.PROTECT, related_name="one_time_charges")
+    subscription = models.ForeignKey("subscriptions.Subscription", null=True, blank=True, on_delete=models.PROTECT,
+                                     related_name="one_time_charges")
+    product = models.ForeignKey("catalogs.Product", on_delete=models.PROTECT, related_name="+")
+    description = models.CharField(max_length=300)
+    amount = models.DecimalField(**UNIT_PRICE)
+    currency = models.CharField(max_length=3)
+    prices_include_tax = models.BooleanField(default=True)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING)
+    reference = models.CharField(max_length=100, unique=True, help_text="What caused it; adding the same charge twice is impossible.")
+    invoice_line = models.OneToOneField(InvoiceLine, null=True, blank=True, on_delete=models.PROTECT, related_name="one_time_charge")
+    charged_on = models.DateField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        constraints = [models.CheckConstraint(condition=Q(amount__gte=0), name="one_time_charge_not_negative")]
+        indexes = [models.Index(fields=["account", "state"], name="one_time_charge_due_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.description}: {self.amount} {self.currency}"
+
+
+class PromotionGrant(models.Model):
+    """A promotion given to a subscription (by an agent, or by a coupon the customer
+    redeemed): its discount applies to the subscription's recurring charges for the
+    promotion's number of periods, counted from the first period billed after ``starts_on``."""
+
+    subscription = models.ForeignKey("subscriptions.Subscription", on_delete=models.PROTECT, related_name="promotion_grants")
+    promotion = models.ForeignKey("catalogs.Promotion", on_delete=models.PROTECT, related_name="grants")
+    redemption = models.OneToOneField("catalogs.CouponRedemption", null=True, blank=True, on_delete=models.PROTECT,
+                                      related_name="grant")
+    starts_on = models.DateField()
+    reference = models.CharField(max_length=100, unique=True, help_text="Idempotency: granting twice is impossible.")
+    granted_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    channel = models.CharField(max_length=16, choices=Channel.choices)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["subscription", "starts_on", "pk"]
+        constraints = [models.UniqueConstraint(fields=["subscription", "promotion"], name="promotion_granted_once")]
+
+    def __str__(self) -> str:
+        return f"{self.promotion} on {self.subscription}"

@@ -113,11 +113,14 @@ def _udr_problems(udr: UsageDetailRecord, invoice: Invoice) -> Iterable[str]:
 def invoice_line_add(
     *, invoice: Invoice, description: str, unit_price: Decimal, quantity: Decimal = Decimal("1"), product: Product | None = None,
     udr: UsageDetailRecord | None = None, tax_class: str | None = None, prices_include_tax: bool = True,
-    revenue_ledger: str | None = None, supplied_on: date | None = None, performed_by=None, channel: str = Channel.SYSTEM,
+    revenue_ledger: str | None = None, supplied_on: date | None = None, subscription_service=None,
+    service_period: tuple[date, date] | None = None, performed_by=None, channel: str = Channel.SYSTEM,
 ) -> InvoiceLine:
     """Add a charge to a DRAFT invoice. Tax is the rate for the product's class in the
     invoice's tax country on ``supplied_on`` (default today); ``prices_include_tax`` says
-    whether ``unit_price`` is the gross (consumer prices, usage catalogs) or the net."""
+    whether ``unit_price`` is the gross (consumer prices, usage catalogs) or the net.
+    ``service_period`` ([start, end), end excluded) is what a recurring charge pays for;
+    revenue recognition spreads the line's net over it."""
     with transaction.atomic():
         locked = Invoice.objects.select_for_update().get(pk=invoice.pk)
         if locked.state != DRAFT:
@@ -150,13 +153,17 @@ def invoice_line_add(
                 which = tax_class or product.product_type.get_classification_display()
                 error_add(errors, "tax", f"No tax rate for {which} in {locked.tax_country} on {supplied_on}; "
                                          "finance must add one before this can be invoiced.")
+        if service_period is not None and not service_period[0] < service_period[1]:
+            error_add(errors, "service_period", "A service period must end after it starts.")
         errors_raise(errors, "The invoice line is not valid.")
         amounts = line_amounts(unit_price=price, quantity=amount, rate=rate.rate, prices_include_tax=prices_include_tax)
         position = (locked.lines.aggregate(last=Max("position"))["last"] or 0) + 1
         line = InvoiceLine.objects.create(
             invoice=locked, position=position, description=description[:300], product=product, udr=udr, quantity=amount,
             unit_price=price, price_includes_tax=prices_include_tax, net=amounts.net, tax_rate=rate.rate, tax_name=rate.name,
-            tax=amounts.tax, gross=amounts.gross, revenue_ledger=ledger,
+            tax=amounts.tax, gross=amounts.gross, revenue_ledger=ledger, subscription_service=subscription_service,
+            service_period_start=service_period[0] if service_period else None,
+            service_period_end=service_period[1] if service_period else None,
         )
         locked.net_total += amounts.net
         locked.tax_total += amounts.tax

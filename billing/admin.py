@@ -347,3 +347,5 @@ class LedgerAccountAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         balances = selectors.trial_balance()
         extra_context = {**(extra_context or {}), "trial_balance_total": sum(balances.values(), Decimal("0.00"))}
         return super().changelist_view(request, extra_context)
+
+from . import admin_runs  # noqa: E402,F401  (billing runs)

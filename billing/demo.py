@@ -1,4 +1,4 @@
-"""Company ZX billing: Cyprus VAT on services (19%) and the "Normal" billing term scheme
+"""Company ZX billing: Cyprus VAT on services and physical goods (19%) and the "Normal" billing term scheme
 with the usage billing rule "maximum unbilled UDRs = 1", so every PPV order is invoiced at
 once (DESIGN.md §4). Loaded through the services finance uses; safe to run again.
 
@@ -20,12 +20,15 @@ from .services.taxes import tax_rate_create
 
 SYSTEM = {"channel": Channel.SYSTEM}
 CYPRUS_VAT = {"country": "CY", "tax_class": "SERVICE", "name": "VAT", "rate": Decimal("19.00"), "valid_from": date(2014, 1, 13)}
+CYPRUS_VAT_GOODS = {**CYPRUS_VAT, "tax_class": "PHYSICAL_GOOD"}
 
 
 def demo_billing_load() -> dict:
     rate = TaxRate.objects.filter(country="CY", tax_class="SERVICE").order_by("-valid_from").first()
     if rate is None:
         rate = tax_rate_create(**CYPRUS_VAT, **SYSTEM)
+    if not TaxRate.objects.filter(country="CY", tax_class="PHYSICAL_GOOD").exists():
+        tax_rate_create(**CYPRUS_VAT_GOODS, **SYSTEM)
     scheme = BillingTermScheme.objects.filter(name="Normal").first()
     if scheme is None:
         scheme = billing_term_scheme_create(name="Normal", max_unbilled_udrs=1, **SYSTEM)

@@ -40,3 +40,44 @@ def udr_rating_dispatch_task(parallel: int = PARALLEL_TASKS, chunk_size: int = D
     for _ in range(tasks):
         udr_rating_task.delay(chunk_size=chunk_size)
     return tasks
+
+
+@shared_task
+def billing_run_start_task(run_pk: int, parallel: int = PARALLEL_TASKS) -> int:
+    """Plan the run into chunks, then start up to ``parallel`` workers billing them."""
+    from .models import BillingRun
+    from .services.runs import billing_run_plan
+
+    run = billing_run_plan(run=BillingRun.objects.get(pk=run_pk))
+    tasks = max(1, min(parallel, run.chunks.filter(state="PENDING").count()))
+    for _ in range(tasks):
+        billing_run_chunks_task.delay(run_pk)
+    return tasks
+
+
+@shared_task(acks_late=True)
+def billing_run_chunks_task(run_pk: int) -> int:
+    """Bill the run's chunks until none is left to claim, then finish the run. A chunk
+    whose worker dies rolls back and stays PENDING; ``billing_runs_resume_task`` picks it up."""
+    from .models import BillingRun
+    from .services.runs import billing_run_chunk_bill, billing_run_finish
+
+    run = BillingRun.objects.get(pk=run_pk)
+    billed = 0
+    while billing_run_chunk_bill(run=run) is not None:
+        billed += 1
+    billing_run_finish(run=run)
+    return billed
+
+
+@shared_task
+def billing_runs_resume_task() -> int:
+    """Beat: give every RUNNING run a worker again (chunks held by a live worker are
+    skipped, so this never bills anything twice); returns how many runs were resumed."""
+    from .services.runs import billing_runs_resumable
+
+    runs = list(billing_runs_resumable().values_list("pk", flat=True))
+    for run_pk in runs:
+        billing_run_chunks_task.delay(run_pk)
+    return len(runs)
+

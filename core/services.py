@@ -51,14 +51,22 @@ def sequence_next(*, name: str, prefix: str = "", padding: int = 6) -> str:
     The row lock is held until the caller commits, so two concurrent callers get
     consecutive numbers and a rollback leaves no gap.
     """
+    return sequence_take(name=name, prefix=prefix, padding=padding, count=1)[0]
+
+
+def sequence_take(*, name: str, prefix: str = "", padding: int = 6, count: int) -> list[str]:
+    """Take the next ``count`` numbers of the named sequence at once (a billing run numbers
+    a chunk of invoices with one row lock); gapless like ``sequence_next``."""
+    if count < 1:
+        return []
     if not transaction.get_connection().in_atomic_block:
-        raise RuntimeError("sequence_next must run inside the transaction that uses the number")
+        raise RuntimeError("sequence numbers are taken inside the transaction that uses them")
     NumberSequence.objects.get_or_create(name=name, defaults={"prefix": prefix, "padding": padding})
     sequence = NumberSequence.objects.select_for_update().get(name=name)
-    value = sequence.next_value
-    sequence.next_value = value + 1
+    first = sequence.next_value
+    sequence.next_value = first + count
     sequence.save(update_fields=["next_value"])
-    return f"{sequence.prefix}{value:0{sequence.padding}d}"
+    return [f"{sequence.prefix}{value:0{sequence.padding}d}" for value in range(first, first + count)]
 
 
 def idempotency_records_purge() -> int:

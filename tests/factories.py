@@ -40,6 +40,7 @@ def customer_create(
     classification: str = "NORMAL",
     portal: bool = True,
     password: str = PORTAL_PASSWORD,
+    country: str = "CY",
     **contact,
 ) -> AccountsReceivable:
     """Sign up a customer (with a portal login unless ``portal=False``) and return the account."""
@@ -53,7 +54,7 @@ def customer_create(
             "mobile_phone": mobile_phone,
             **contact,
         },
-        address={"kind": "BILLING", "line1": f"{n} Main Street", "city": "Nicosia", "postal_code": "1000", "country": "CY"},
+        address={"kind": "BILLING", "line1": f"{n} Main Street", "city": "Nicosia", "postal_code": "1000", "country": country},
         classification=classification,
         password=password if portal else None,
         channel=Channel.SYSTEM,

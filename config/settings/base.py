@@ -122,6 +122,8 @@ CELERY_BEAT_SCHEDULE: dict = {
                                      "options": {"expires": 55.0}},
     # Bulk UDR rating: starts rating tasks for the PENDING backlog (more workers, more throughput).
     "dispatch-udr-rating": {"task": "billing.tasks.udr_rating_dispatch_task", "schedule": 60.0, "options": {"expires": 55.0}},
+    # Billing runs a worker died in carry on (chunks in progress elsewhere are skipped).
+    "resume-billing-runs": {"task": "billing.tasks.billing_runs_resume_task", "schedule": 300.0, "options": {"expires": 290.0}},
 }
 
 # --- Auth ------------------------------------------------------------------------------

@@ -1,0 +1,563 @@
+"""Billing runs: every account of a scheme billed for a day, one invoice per account.
+
+What a run bills for an account, on ``run_date`` (rules documented in docs/billing.md):
+
+- **Recurring charges** of its termed services, per billing period of the subscription's
+  billing term scheme (periods start on the scheme's billing day; monthly, quarterly or
+  yearly). A pre-billed scheme bills in advance: every period not billed yet up to the end
+  of the period containing ``run_date``; otherwise in arrears: the periods ended by then.
+  A service that started mid-period pays for its days only (``catalogs.pricing.
+  recurring_charge``: prorated by days, free-trial days waived, the subscription's
+  promotion deducted); a service billed through ``end_date`` stops there (no refund of a
+  period already billed in advance when it is cancelled).
+- **One-time charges** added up to ``run_date`` and not billed yet.
+- **Usage** (RATED records) before the end of ``run_date`` not billed yet.
+
+Every (service, period) is billed once: ``BilledPeriod`` is unique per service and period
+start, and an account's rows are read only after its row is locked, so a re-run or a
+concurrent run of the same day creates nothing new.
+
+The work is split into chunks of accounts (``BillingRunChunk``) that Celery workers claim
+with ``FOR UPDATE SKIP LOCKED``. A chunk is billed in one transaction and written
+set-based (a handful of bulk INSERTs for all its invoices, lines, journal entries and
+postings, one block of gapless numbers), because posting invoices one by one costs ~20
+queries each. If a worker dies, the chunk's transaction rolls back and the chunk stays
+PENDING for the next worker: a run is resumed by dispatching it again.
+
+An account that cannot be billed (no tax rate, no recurring rate, another currency) is
+left out with its reason on the chunk; the run ends COMPLETED_WITH_ERRORS and a re-run
+after the fix bills just those accounts.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+
+from django.conf import settings
+from django.contrib.contenttypes.models import ContentType
+from django.db import transaction
+from django.db.models import F, OuterRef, Q, Subquery
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from accounts.models import AccountsReceivable, Address
+from catalogs.models import PricePlanRate, Product
+from catalogs.pricing import PERIOD_MONTHS, months_add, price_plan_rate_for, promotion_applies_to, recurring_charge
+from core.choices import Channel
+from core.models import AuditEntry
+from core.services import audit_record, sequence_take
+from core.validation import Errors, error_add, errors_raise
+from subscriptions.models import Subscription, SubscriptionService
+
+from ..models import (
+    BilledPeriod, BillingRun, BillingRunChunk, BillingTermScheme, Invoice, InvoiceLine, JournalEntry, LedgerAccount,
+    OneTimeCharge, Posting, PromotionGrant, TaxRate, UsageDetailRecord,
+)
+from .invoicing import _legs, _usage_line_description, revenue_ledger_for
+from .taxes import line_amounts
+
+CHUNK_ACCOUNTS = 500
+SCHEME_MONTHS = {
+    BillingTermScheme.Frequency.MONTHLY: 1,
+    BillingTermScheme.Frequency.QUARTERLY: 3,
+    BillingTermScheme.Frequency.YEARLY: 12,
+}
+State = BillingRun.State
+
+
+class AccountNotBillable(Exception):
+    """Why one account is left out of a run (the rest of its chunk is billed)."""
+
+
+# --- periods ------------------------------------------------------------------------------
+
+def billing_period_containing(*, scheme: BillingTermScheme, day: date) -> tuple[date, date]:
+    """The scheme's billing period [start, end) that contains ``day``.
+
+    Periods start on the billing day of every month (monthly), of January, April, July and
+    October (quarterly) or of January (yearly).
+    """
+    months = SCHEME_MONTHS[scheme.billing_frequency]
+    start = day.replace(day=scheme.billing_day)
+    if start > day:
+        start = months_add(start, -1)
+    start = months_add(start, -((start.month - 1) % months))
+    return start, months_add(start, months)
+
+
+def service_periods_due(*, scheme: BillingTermScheme, service_start: date, billed_through: date | None,
+                        service_end: date | None, run_date: date, rate_period: str) -> list[tuple[date, date]]:
+    """The [start, end) spans of a service still to bill on ``run_date``: from where billing
+    stopped (or the service start) to the end of the current period (in advance) or the
+    start of it (in arrears), cut at the billing periods, at the service's end, and at the
+    rate's own period (a monthly rate on a quarterly scheme is charged month by month)."""
+    current_start, current_end = billing_period_containing(scheme=scheme, day=run_date)
+    stop = current_end if scheme.pre_bill else current_start
+    if service_end is not None:
+        stop = min(stop, service_end)
+    start = billed_through or service_start
+    spans = []
+    while start < stop:
+        _, period_end = billing_period_containing(scheme=scheme, day=start)
+        end = min(period_end, stop, months_add(start, PERIOD_MONTHS[rate_period]))
+        spans.append((start, end))
+        start = end
+    return spans
+
+
+# --- what an account owes -----------------------------------------------------------------
+
+@dataclass
+class PlannedLine:
+    description: str
+    product: Product
+    unit_price: Decimal
+    prices_include_tax: bool
+    revenue_ledger: str
+    supplied_on: date
+    service: SubscriptionService | None = None
+    period: tuple[date, date] | None = None
+    udr: UsageDetailRecord | None = None
+    one_time: OneTimeCharge | None = None
+
+
+@dataclass
+class AccountBill:
+    account: AccountsReceivable
+    country: str
+    lines: list[PlannedLine] = field(default_factory=list)
+    free_periods: list[tuple[SubscriptionService, tuple[date, date]]] = field(default_factory=list)
+    free_udrs: list[UsageDetailRecord] = field(default_factory=list)
+    free_one_time: list[OneTimeCharge] = field(default_factory=list)
+
+    @property
+    def empty(self) -> bool:
+        return not (self.lines or self.free_periods or self.free_udrs or self.free_one_time)
+
+
+class _TaxRates:
+    """Tax rates by (country, class, day), read once per chunk."""
+
+    def __init__(self) -> None:
+        self._rates = defaultdict(list)
+        for rate in TaxRate.objects.order_by("-valid_from"):
+            self._rates[(rate.country, rate.tax_class)].append(rate)
+
+    def for_line(self, country: str, product: Product, on: date) -> TaxRate:
+        tax_class = product.product_type.classification
+        for rate in self._rates[(country, tax_class)]:
+            if rate.valid_from <= on and (rate.valid_until is None or rate.valid_until >= on):
+                return rate
+        raise AccountNotBillable(f"No tax rate for {product.product_type.get_classification_display()} in {country} on {on}; "
+                                 "finance must add one before this can be invoiced.")
+
+
+def _span_text(span: tuple[date, date]) -> str:
+    last = span[1] - timedelta(days=1)
+    return f"{span[0]:%d %b %Y} – {last:%d %b %Y}"
+
+
+def _recurring_lines(bill: AccountBill, subscription: Subscription, services: Iterable[SubscriptionService],
+                     grants: Sequence[PromotionGrant], billed: dict[int, list[date]], run_date: date) -> None:
+    scheme = subscription.billing_term_scheme
+    for service in services:
+        if service.start_date is None or service.state == SubscriptionService.State.DRAFT:
+            continue
+        rate = _recurring_rate(service, bill.account)
+        if rate.price_plan.currency != bill.account.currency:
+            raise AccountNotBillable(f"The price plan {rate.price_plan} is in {rate.price_plan.currency}, "
+                                     f"the account in {bill.account.currency}.")
+        starts = billed.get(service.pk, [])
+        billed_through = max((end for _, end in starts), default=None)
+        spans = service_periods_due(scheme=scheme, service_start=service.start_date, billed_through=billed_through,
+                                    service_end=service.end_date, run_date=run_date, rate_period=rate.billing_period)
+        for span in spans:
+            grant, number = _grant_for(grants, service, span, starts)
+            charge = recurring_charge(rate=rate, period_start=span[0], period_end=span[1], service_start=service.start_date,
+                                      promotion=grant.promotion if grant else None, period_number=number)
+            starts = [*starts, span]
+            if charge.net == 0:
+                bill.free_periods.append((service, span))
+                continue
+            notes = []
+            if charge.trial:
+                notes.append(f"free trial −{charge.trial}")
+            if charge.discount:
+                notes.append(f"{grant.promotion.name} −{charge.discount}")
+            description = f"{service.product.name}, {_span_text(span)}"
+            if charge.gross != rate.amount:
+                description += f" (prorated {(span[1] - span[0]).days} days: {charge.gross})"
+            if notes:
+                description += f" ({'; '.join(notes)})"
+            bill.lines.append(PlannedLine(
+                description=description, product=service.product, unit_price=charge.net,
+                prices_include_tax=rate.price_plan.prices_include_tax, revenue_ledger="DEFERRED_REVENUE",
+                supplied_on=span[0], service=service, period=span))
+
+
+def _recurring_rate(service: SubscriptionService, account: AccountsReceivable) -> PricePlanRate:
+    """The rate of the plan the service was sold on (its contracted price, kept when the
+    customer is reclassified); a service recorded without a plan pays the rate on offer to
+    the account now."""
+    if service.price_plan is not None:
+        rate = next((r for r in service.price_plan.rates.all()
+                     if r.product_id == service.product_id and r.charge_type == PricePlanRate.ChargeType.RECURRING), None)
+        if rate is None:
+            raise AccountNotBillable(f"The price plan {service.price_plan} has no recurring rate for {service.product}.")
+        return rate
+    rate = price_plan_rate_for(product=service.product, classification=account.classification)
+    if rate is None:
+        raise AccountNotBillable(f"No effective price plan has a recurring rate for {service.product}.")
+    return rate
+
+
+def _grant_for(grants: Sequence[PromotionGrant], service: SubscriptionService, span: tuple[date, date],
+               billed: Sequence[tuple[date, date]]) -> tuple[PromotionGrant | None, int]:
+    """The oldest grant covering the service whose periods are not used up; promotions do
+    not stack. Periods are counted per service from the first one starting on or after the
+    grant's ``starts_on``."""
+    for grant in grants:
+        if grant.starts_on > span[0] or not promotion_applies_to(promotion=grant.promotion, product=service.product_id):
+            continue
+        number = 1 + sum(1 for start, _ in billed if start >= grant.starts_on)
+        if grant.promotion.periods is None or number <= grant.promotion.periods:
+            return grant, number
+    return None, 1
+
+
+def _usage_lines(bill: AccountBill, udrs: Iterable[UsageDetailRecord]) -> None:
+    for udr in udrs:
+        if udr.currency != bill.account.currency:
+            raise AccountNotBillable(f"Usage record {udr.pk} is in {udr.currency}, the account in {bill.account.currency}.")
+        if udr.amount == 0:
+            bill.free_udrs.append(udr)
+            continue
+        bill.lines.append(PlannedLine(
+            description=_usage_line_description(udr), product=udr.product, unit_price=udr.amount, prices_include_tax=True,
+            revenue_ledger=revenue_ledger_for(udr.product), supplied_on=timezone.localdate(udr.usage_at), udr=udr))
+
+
+def _one_time_lines(bill: AccountBill, charges: Iterable[OneTimeCharge]) -> None:
+    for charge in charges:
+        if charge.currency != bill.account.currency:
+            raise AccountNotBillable(f"The charge {charge} is in {charge.currency}, the account in {bill.account.currency}.")
+        if charge.amount == 0:
+            bill.free_one_time.append(charge)
+            continue
+        bill.lines.append(PlannedLine(
+            description=charge.description, product=charge.product, unit_price=charge.amount,
+            prices_include_tax=charge.prices_include_tax, revenue_ledger="REVENUE_ONE_TIME", supplied_on=charge.charged_on,
+            one_time=charge))
+
+
+def _end_of_day(day: date) -> datetime:
+    return timezone.make_aware(datetime.combine(day + timedelta(days=1), time.min))
+
+
+def accounts_bill_plan(*, account_ids: Sequence[int], run_date: date, scheme: BillingTermScheme | None,
+                       errors: dict[int, str]) -> list[AccountBill]:
+    """What each account owes on ``run_date`` (read in a few queries for the whole chunk).
+    Accounts that cannot be billed are left out, with the reason in ``errors``."""
+    accounts = {a.pk: a for a in AccountsReceivable.objects.filter(pk__in=account_ids).select_related("contact", "classification")}
+    countries = dict(Address.objects.filter(contact_id__in=[a.contact_id for a in accounts.values()], kind=Address.Kind.BILLING)
+                     .values_list("contact_id", "country"))
+    subscriptions = Subscription.objects.filter(account_id__in=accounts).select_related("billing_term_scheme")
+    if scheme is not None:
+        subscriptions = subscriptions.filter(billing_term_scheme=scheme)
+    subscriptions = list(subscriptions.exclude(state=Subscription.State.DRAFT))
+    subscription_ids = [s.pk for s in subscriptions]
+    services = defaultdict(list)
+    for service in (SubscriptionService.objects.filter(subscription_id__in=subscription_ids, start_date__isnull=False)
+                    .select_related("product__product_type", "price_plan").prefetch_related("price_plan__rates__price_plan")
+                    .order_by("pk")):
+        services[service.subscription_id].append(service)
+    billed = defaultdict(list)
+    for service_id, start, end in (BilledPeriod.objects.filter(service__subscription_id__in=subscription_ids)
+                                   .values_list("service_id", "period_start", "period_end")):
+        billed[service_id].append((start, end))
+    grants = defaultdict(list)
+    for grant in (PromotionGrant.objects.filter(subscription_id__in=subscription_ids).select_related("promotion")
+                  .prefetch_related("promotion__products").order_by("starts_on", "pk")):
+        grants[grant.subscription_id].append(grant)
+    usage_scope = Q(subscription_id__in=subscription_ids)
+    if scheme is None:
+        usage_scope |= Q(subscription__isnull=True, account_id__in=accounts)
+    udrs = defaultdict(list)
+    for udr in (UsageDetailRecord.objects.select_for_update(of=("self",))
+                .filter(usage_scope, state=UsageDetailRecord.State.RATED, usage_at__lt=_end_of_day(run_date),
+                        invoice_line__isnull=True)
+                .select_related("product__product_type", "title").order_by("usage_at", "pk")):
+        udrs[udr.account_id].append(udr)
+    one_time = defaultdict(list)
+    for charge in (OneTimeCharge.objects.select_for_update(of=("self",))
+                   .filter(account_id__in=accounts, state=OneTimeCharge.State.PENDING, charged_on__lte=run_date)
+                   .select_related("product__product_type").order_by("charged_on", "pk")):
+        one_time[charge.account_id].append(charge)
+
+    by_account = defaultdict(list)
+    for subscription in subscriptions:
+        by_account[subscription.account_id].append(subscription)
+    bills = []
+    for account_id in sorted(accounts):
+        account = accounts[account_id]
+        bill = AccountBill(account=account, country=countries.get(account.contact_id) or settings.DEFAULT_COUNTRY)
+        try:
+            for subscription in by_account[account_id]:
+                _recurring_lines(bill, subscription, services[subscription.pk], grants[subscription.pk], billed, run_date)
+            _one_time_lines(bill, one_time[account_id])
+            _usage_lines(bill, udrs[account_id])
+        except AccountNotBillable as problem:
+            errors[account_id] = str(problem)
+            continue
+        except ValueError as problem:  # a price rule refused the period (e.g. a charge longer than its rate's period)
+            errors[account_id] = f"The recurring charges cannot be computed: {problem}"
+            continue
+        if not bill.empty:
+            bills.append(bill)
+    return bills
+
+
+# --- writing ------------------------------------------------------------------------------
+
+def bills_write(*, bills: Sequence[AccountBill], run: BillingRun | None, issued_on: date,
+                errors: dict[int, str]) -> list[Invoice]:
+    """Write the bills set-based: posted invoices with gapless numbers, their lines and
+    ledger entries, the billed periods, and BILLED usage and one-time charges. Runs in the
+    caller's transaction (the chunk's)."""
+    taxes = _TaxRates()
+    now = timezone.now()
+    invoices: list[Invoice] = []
+    lines_by_invoice: list[list[InvoiceLine]] = []
+    written: list[AccountBill] = []
+    for bill in bills:
+        try:
+            lines = [_line(bill, planned, taxes, position) for position, planned in enumerate(bill.lines, start=1)]
+        except AccountNotBillable as problem:
+            errors[bill.account.pk] = str(problem)
+            continue
+        written.append(bill)
+        lines_by_invoice.append(lines)
+        if lines:
+            invoices.append(Invoice(
+                account=bill.account, currency=bill.account.currency, tax_country=bill.country, state=Invoice.State.POSTED,
+                issued_at=now, net_total=sum((line.net for line in lines), Decimal("0.00")),
+                tax_total=sum((line.tax for line in lines), Decimal("0.00")),
+                gross_total=sum((line.gross for line in lines), Decimal("0.00")),
+            ))
+    numbers = iter(sequence_take(name=f"INV-{issued_on.year}", prefix=f"INV-{issued_on.year}-", padding=6, count=len(invoices)))
+    for invoice in invoices:
+        invoice.number = next(numbers)
+
+    entries, legs_by_entry = [], []
+    for invoice, lines in zip(invoices, (lines for lines in lines_by_invoice if lines)):
+        legs = _legs(invoice.account, lines, sign=1)
+        if legs:
+            entries.append(JournalEntry(kind=JournalEntry.Kind.INVOICE, reference=f"invoice:{invoice.number}",
+                                        description=f"Invoice {invoice.number}", currency=invoice.currency, account=invoice.account))
+            legs_by_entry.append(legs)
+            invoice.journal_entry = entries[-1]
+    JournalEntry.objects.bulk_create(entries)
+    ledgers = dict(LedgerAccount.objects.values_list("code", "pk"))
+    Posting.objects.bulk_create(
+        Posting(entry=entry, ledger_account_id=ledgers[leg.ledger], account=leg.account, amount=leg.amount)
+        for entry, legs in zip(entries, legs_by_entry) for leg in legs)
+    for invoice in invoices:
+        if invoice.journal_entry is not None:
+            invoice.journal_entry_id = invoice.journal_entry.pk
+    Invoice.objects.bulk_create(invoices)
+
+    invoice_iter = iter(invoices)
+    all_lines: list[InvoiceLine] = []
+    for lines in lines_by_invoice:
+        if lines:
+            invoice = next(invoice_iter)
+            for line in lines:
+                line.invoice = invoice
+            all_lines += lines
+    InvoiceLine.objects.bulk_create(all_lines)
+
+    periods, billed_udrs, billed_charges = [], [], []
+    for bill, lines in zip(written, lines_by_invoice):
+        for planned, line in zip(bill.lines, lines):
+            if planned.period is not None:
+                periods.append(BilledPeriod(service=planned.service, period_start=planned.period[0],
+                                            period_end=planned.period[1], invoice_line=line, run=run))
+            if planned.udr is not None:
+                billed_udrs.append(planned.udr.pk)
+            if planned.one_time is not None:
+                planned.one_time.invoice_line, planned.one_time.state = line, OneTimeCharge.State.BILLED
+                billed_charges.append(planned.one_time)
+        periods += [BilledPeriod(service=service, period_start=span[0], period_end=span[1], run=run)
+                    for service, span in bill.free_periods]
+        billed_udrs += [udr.pk for udr in bill.free_udrs]
+        for charge in bill.free_one_time:
+            charge.state = OneTimeCharge.State.BILLED
+            billed_charges.append(charge)
+    BilledPeriod.objects.bulk_create(periods)
+    UsageDetailRecord.objects.filter(pk__in=billed_udrs).update(state=UsageDetailRecord.State.BILLED)
+    OneTimeCharge.objects.bulk_update(billed_charges, ["invoice_line", "state"])
+    invoice_type = ContentType.objects.get_for_model(Invoice)
+    AuditEntry.objects.bulk_create(
+        AuditEntry(content_type=invoice_type, object_pk=str(invoice.pk), object_repr=invoice.number, action="post",
+                   changes={"number": [None, invoice.number], "gross_total": [None, str(invoice.gross_total)],
+                            "billing_run": [None, run.pk if run else None]},
+                   performed_by=run.created_by if run else None, channel=Channel.SYSTEM)
+        for invoice in invoices)
+    return invoices
+
+
+def _line(bill: AccountBill, planned: PlannedLine, taxes: _TaxRates, position: int) -> InvoiceLine:
+    rate = taxes.for_line(bill.country, planned.product, planned.supplied_on)
+    amounts = line_amounts(unit_price=planned.unit_price, quantity=Decimal("1"), rate=rate.rate,
+                           prices_include_tax=planned.prices_include_tax)
+    return InvoiceLine(
+        position=position, description=planned.description[:300], product=planned.product, udr=planned.udr,
+        quantity=Decimal("1"), unit_price=planned.unit_price, price_includes_tax=planned.prices_include_tax, net=amounts.net,
+        tax_rate=rate.rate, tax_name=rate.name, tax=amounts.tax, gross=amounts.gross, revenue_ledger=planned.revenue_ledger,
+        subscription_service=planned.service, service_period_start=planned.period[0] if planned.period else None,
+        service_period_end=planned.period[1] if planned.period else None,
+    )
+
+
+# --- runs ---------------------------------------------------------------------------------
+
+def billing_run_create(*, run_date: date, scheme: BillingTermScheme | None = None, performed_by=None,
+                       channel: str = Channel.CALL_CENTER) -> BillingRun:
+    """A PENDING run for ``run_date``; the task planning and billing it starts after commit."""
+    errors: Errors = {}
+    if not isinstance(run_date, date):
+        error_add(errors, "run_date", "Give the day to bill, e.g. 2026-12-01.")
+    elif run_date > timezone.localdate():
+        error_add(errors, "run_date", "A billing run cannot be for a day that has not come yet.")
+    if scheme is not None and scheme.state != BillingTermScheme.State.EFFECTIVE:
+        error_add(errors, "scheme", f"The billing term scheme {scheme} is {scheme.get_state_display().lower()}, not effective.")
+    errors_raise(errors, "The billing run cannot be started.")
+    from ..tasks import billing_run_start_task
+
+    with transaction.atomic():
+        run = BillingRun.objects.create(run_date=run_date, scheme=scheme, created_by=performed_by)
+        audit_record(target=run, action="created", changes={"run_date": [None, str(run_date)],
+                                                             "scheme": [None, str(scheme) if scheme else "every scheme"]},
+                     performed_by=performed_by, channel=channel)
+        transaction.on_commit(lambda: billing_run_start_task.delay(run.pk))
+    return run
+
+
+def accounts_due(*, run: BillingRun, first: int | None = None, last: int | None = None) -> list[int]:
+    """Ids of the accounts with something to bill on the run's day (optionally within an
+    id range), found set-based so that a re-run over everything billed costs little:
+    a service not billed up to the current period, a pending one-time charge, unbilled usage."""
+    schemes = BillingTermScheme.objects.filter(pk=run.scheme_id) if run.scheme_id else BillingTermScheme.objects.all()
+    in_range = Q()
+    if first is not None:
+        in_range &= Q(account_id__gte=first)
+    if last is not None:
+        in_range &= Q(account_id__lte=last)
+    due: set[int] = set()
+    billed_through = Subquery(BilledPeriod.objects.filter(service=OuterRef("pk")).order_by("-period_end").values("period_end")[:1])
+    for scheme in schemes:
+        current_start, current_end = billing_period_containing(scheme=scheme, day=run.run_date)
+        stop = current_end if scheme.pre_bill else current_start
+        services = (SubscriptionService.objects.filter(subscription__billing_term_scheme=scheme, start_date__isnull=False)
+                    .exclude(state=SubscriptionService.State.DRAFT).exclude(subscription__state=Subscription.State.DRAFT)
+                    .annotate(account_id=F("subscription__account_id"), through=Coalesce(billed_through, F("start_date")))
+                    .filter(in_range, through__lt=stop)
+                    .filter(Q(end_date__isnull=True) | Q(end_date__gt=F("through"))))
+        due.update(services.values_list("account_id", flat=True))
+    subscriptions = Subscription.objects.exclude(state=Subscription.State.DRAFT)
+    if run.scheme_id:
+        subscriptions = subscriptions.filter(billing_term_scheme_id=run.scheme_id)
+    charges = OneTimeCharge.objects.filter(in_range, state=OneTimeCharge.State.PENDING, charged_on__lte=run.run_date)
+    usage = UsageDetailRecord.objects.filter(in_range, state=UsageDetailRecord.State.RATED, usage_at__lt=_end_of_day(run.run_date),
+                                             invoice_line__isnull=True)
+    if run.scheme_id:
+        charges = charges.filter(subscription__in=subscriptions)
+        usage = usage.filter(subscription__in=subscriptions)
+    due.update(charges.values_list("account_id", flat=True).distinct())
+    due.update(usage.values_list("account_id", flat=True).distinct())
+    return sorted(due)
+
+
+def billing_run_plan(*, run: BillingRun, chunk_accounts: int = CHUNK_ACCOUNTS) -> BillingRun:
+    """Split the run's accounts into chunks (once: planning a run again changes nothing)."""
+    with transaction.atomic():
+        run = BillingRun.objects.select_for_update().get(pk=run.pk)
+        if run.state != State.PENDING:
+            return run
+        account_ids = accounts_due(run=run)
+        chunks = [
+            BillingRunChunk(run=run, first_account_id=ids[0], last_account_id=ids[-1], accounts=len(ids))
+            for ids in (account_ids[i:i + chunk_accounts] for i in range(0, len(account_ids), chunk_accounts))
+        ]
+        BillingRunChunk.objects.bulk_create(chunks)
+        run.state, run.started_at, run.accounts_total = State.RUNNING, timezone.now(), len(account_ids)
+        run.save(update_fields=["state", "started_at", "accounts_total"])
+    return run
+
+
+def billing_run_chunk_bill(*, run: BillingRun) -> BillingRunChunk | None:
+    """Claim one PENDING chunk of the run (skipping chunks other workers hold) and bill its
+    accounts in one transaction. Returns the chunk, or None when none is left to claim."""
+    with transaction.atomic():
+        chunk = (BillingRunChunk.objects.select_for_update(skip_locked=True)
+                 .filter(run=run, state=BillingRunChunk.State.PENDING).order_by("first_account_id").first())
+        if chunk is None:
+            return None
+        # Lock the accounts (in id order, so concurrent runs wait rather than deadlock), then
+        # read what is billed already: a concurrent run's work is visible once it commits.
+        candidates = accounts_due(run=run, first=chunk.first_account_id, last=chunk.last_account_id)
+        account_ids = list(AccountsReceivable.objects.select_for_update().filter(pk__in=candidates).order_by("pk")
+                           .values_list("pk", flat=True))
+        errors: dict[int, str] = {}
+        bills = accounts_bill_plan(account_ids=account_ids, run_date=run.run_date, scheme=run.scheme, errors=errors)
+        invoices = bills_write(bills=bills, run=run, issued_on=timezone.localdate(), errors=errors)
+        chunk.state, chunk.finished_at = BillingRunChunk.State.DONE, timezone.now()
+        chunk.invoices_created = len(invoices)
+        chunk.errors = [{"account": pk, "reason": reason} for pk, reason in sorted(errors.items())]
+        chunk.save(update_fields=["state", "finished_at", "invoices_created", "errors"])
+        BillingRun.objects.filter(pk=run.pk).update(
+            accounts_done=F("accounts_done") + chunk.accounts, invoices_created=F("invoices_created") + len(invoices),
+            invoiced_total=F("invoiced_total") + sum((invoice.gross_total for invoice in invoices), Decimal("0.00")),
+            errors_count=F("errors_count") + len(errors))
+    return chunk
+
+
+def billing_run_finish(*, run: BillingRun) -> BillingRun:
+    """Mark the run COMPLETED (or COMPLETED_WITH_ERRORS) once no chunk is left; called by
+    every worker after its last chunk, the last one to commit finds none left."""
+    with transaction.atomic():
+        run = BillingRun.objects.select_for_update().get(pk=run.pk)
+        if run.state != State.RUNNING or run.chunks.filter(state=BillingRunChunk.State.PENDING).exists():
+            return run
+        run.state = State.COMPLETED_WITH_ERRORS if run.errors_count else State.COMPLETED
+        run.finished_at = timezone.now()
+        run.save(update_fields=["state", "finished_at"])
+        audit_record(target=run, action="completed", changes={"invoices_created": [None, run.invoices_created],
+                                                               "invoiced_total": [None, str(run.invoiced_total)],
+                                                               "errors": [None, run.errors_count]})
+    return run
+
+
+def billing_run_execute(*, run: BillingRun) -> BillingRun:
+    """Bill chunks until none is left, then finish (one worker's loop; several may run it)."""
+    run = billing_run_plan(run=run)
+    while billing_run_chunk_bill(run=run) is not None:
+        pass
+    return billing_run_finish(run=run)
+
+
+def billing_run_errors(*, run: BillingRun) -> list[dict]:
+    """The accounts the run left out, with their reasons."""
+    return list(itertools.chain.from_iterable(
+        run.chunks.exclude(errors=[]).order_by("first_account_id").values_list("errors", flat=True)))
+
+
+def billing_runs_resumable():
+    """Runs a worker died in: RUNNING with chunks still PENDING (beat resumes them)."""
+    return BillingRun.objects.filter(state=State.RUNNING)
+

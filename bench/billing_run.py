@@ -5,7 +5,7 @@ Needs PostgreSQL: ``scripts/testenv.py -- .venv/bin/python bench/billing_run.py`
 1. migrate, load the Company ZX catalog and billing (CY VAT), a pre-billed monthly scheme;
    create SUBSCRIPTIONS accounts, each with one EFFECTIVE subscription holding the free PPV
    Service and the Sports Pack (€9.99 a month, OTT Basic plan) since 1 October, already
-   billed through 1 November (bulk inserts: the world is not what is measured), a tenth of
+   billed for October and November (bulk inserts: the world is not what is measured), a tenth of
    them with a WELCOME50 coupon grant and a pending one-time installation charge;
 2. time a billing run for 1 December: every account gets one invoice for December
    (recurring, the promotion, the one-time charge), with ``--workers``
@@ -23,7 +23,7 @@ import multiprocessing
 import os
 import sys
 import time
-from datetime import date, datetime
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -52,7 +52,7 @@ from subscriptions.models import Subscription, SubscriptionService  # noqa: E402
 
 TARGET_INVOICES_PER_SECOND, TARGET_RERUN_SHARE = 1_000, 0.10
 NICOSIA = ZoneInfo("Europe/Nicosia")
-STARTED, BILLED_THROUGH, RUN_DATE = date(2026, 10, 1), date(2026, 11, 1), date(2026, 12, 1)
+STARTED, BILLED_THROUGH, RUN_DATE = date(2026, 10, 1), date(2026, 12, 1), date(2026, 12, 1)
 COUNTED = (Invoice, InvoiceLine, JournalEntry, Posting, BilledPeriod, AuditEntry)
 
 
@@ -82,8 +82,9 @@ def world(subscriptions: int) -> None:
         services = SubscriptionService.objects.bulk_create(
             SubscriptionService(subscription=s, product=product, price_plan=plan, state="EFFECTIVE", start_date=STARTED)
             for s in subs for product in (ppv, sports))
-        BilledPeriod.objects.bulk_create(BilledPeriod(service=service, period_start=STARTED, period_end=BILLED_THROUGH)
-                                         for service in services)
+        BilledPeriod.objects.bulk_create(BilledPeriod(service=service, period_start=start, period_end=end)
+                                         for service in services
+                                         for start, end in ((STARTED, date(2026, 11, 1)), (date(2026, 11, 1), BILLED_THROUGH)))
         tenth = subs[::10]
         PromotionGrant.objects.bulk_create(
             PromotionGrant(subscription=s, promotion=welcome, starts_on=BILLED_THROUGH, reference=f"bench-grant-{s.pk}",

@@ -204,8 +204,9 @@ def recurring_charge(
     trial_end = service_start + timedelta(days=rate.free_trial_days)
     trial_days = _overlap_days(period_start, period_end, service_start, trial_end)
 
-    gross = _exact_cents(amount * charged_days / nominal_days)
-    trial = _exact_cents(amount * trial_days / nominal_days)
+    # Whole periods and no trial days need no fraction (the common case in a billing run).
+    gross = money(rate.amount) if charged_days == nominal_days else _exact_cents(amount * charged_days / nominal_days)
+    trial = ZERO if trial_days == 0 else _exact_cents(amount * trial_days / nominal_days)
     discount = ZERO
     if promotion is not None and promotion_applies_to(promotion=promotion, product=rate.product_id):
         discount = promotion_discount(promotion=promotion, amount=gross - trial, period_number=period_number)

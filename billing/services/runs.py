@@ -40,13 +40,13 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.contrib.contenttypes.models import ContentType
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from accounts.models import AccountsReceivable, Address
-from catalogs.models import PricePlanRate, Product
+from accounts.models import AccountsReceivable, Address, Classification
+from catalogs.models import PricePlan, PricePlanRate, Product
 from catalogs.pricing import PERIOD_MONTHS, months_add, price_plan_rate_for, promotion_applies_to, recurring_charge
 from core.choices import Channel
 from core.models import AuditEntry
@@ -112,6 +112,33 @@ def service_periods_due(*, scheme: BillingTermScheme, service_start: date, bille
 
 # --- what an account owes -----------------------------------------------------------------
 
+@dataclass(slots=True)
+class _Account:
+    pk: int
+    contact_id: int
+    currency: str
+    classification: object
+
+
+@dataclass(slots=True)
+class _Subscription:
+    pk: int
+    account_id: int
+    billing_term_scheme: BillingTermScheme
+
+
+@dataclass(slots=True)
+class _Service:
+    pk: int
+    subscription_id: int
+    product_id: int
+    product: Product
+    price_plan: PricePlan | None
+    state: str
+    start_date: date
+    end_date: date | None
+
+
 @dataclass
 class PlannedLine:
     description: str
@@ -120,7 +147,7 @@ class PlannedLine:
     prices_include_tax: bool
     revenue_ledger: str
     supplied_on: date
-    service: SubscriptionService | None = None
+    service: _Service | None = None
     period: tuple[date, date] | None = None
     udr: UsageDetailRecord | None = None
     one_time: OneTimeCharge | None = None
@@ -128,10 +155,10 @@ class PlannedLine:
 
 @dataclass
 class AccountBill:
-    account: AccountsReceivable
+    account: _Account
     country: str
     lines: list[PlannedLine] = field(default_factory=list)
-    free_periods: list[tuple[SubscriptionService, tuple[date, date]]] = field(default_factory=list)
+    free_periods: list[tuple[_Service, tuple[date, date]]] = field(default_factory=list)
     free_udrs: list[UsageDetailRecord] = field(default_factory=list)
     free_one_time: list[OneTimeCharge] = field(default_factory=list)
 
@@ -162,7 +189,7 @@ def _span_text(span: tuple[date, date]) -> str:
     return f"{span[0]:%d %b %Y} – {last:%d %b %Y}"
 
 
-def _recurring_lines(bill: AccountBill, subscription: Subscription, services: Iterable[SubscriptionService],
+def _recurring_lines(bill: AccountBill, subscription: _Subscription, services: Iterable[_Service],
                      grants: Sequence[PromotionGrant], billed: dict[int, list[date]], run_date: date) -> None:
     scheme = subscription.billing_term_scheme
     for service in services:
@@ -200,7 +227,7 @@ def _recurring_lines(bill: AccountBill, subscription: Subscription, services: It
                 supplied_on=span[0], service=service, period=span))
 
 
-def _recurring_rate(service: SubscriptionService, account: AccountsReceivable) -> PricePlanRate:
+def _recurring_rate(service: _Service, account: _Account) -> PricePlanRate:
     """The rate of the plan the service was sold on (its contracted price, kept when the
     customer is reclassified); a service recorded without a plan pays the rate on offer to
     the account now."""
@@ -216,7 +243,7 @@ def _recurring_rate(service: SubscriptionService, account: AccountsReceivable) -
     return rate
 
 
-def _grant_for(grants: Sequence[PromotionGrant], service: SubscriptionService, span: tuple[date, date],
+def _grant_for(grants: Sequence[PromotionGrant], service: _Service, span: tuple[date, date],
                billed: Sequence[tuple[date, date]]) -> tuple[PromotionGrant | None, int]:
     """The oldest grant covering the service whose periods are not used up; promotions do
     not stack. Periods are counted per service from the first one starting on or after the
@@ -259,23 +286,43 @@ def _end_of_day(day: date) -> datetime:
     return timezone.make_aware(datetime.combine(day + timedelta(days=1), time.min))
 
 
+def _services_by_subscription(subscription_ids: Sequence[int]) -> dict[int, list[_Service]]:
+    """The subscriptions' started services as light rows; their (few distinct) products and
+    price plans with rates are read once and shared, not once per service."""
+    rows = list(SubscriptionService.objects.filter(subscription_id__in=subscription_ids, start_date__isnull=False)
+                .order_by("pk").values_list("pk", "subscription_id", "product_id", "price_plan_id", "state", "start_date",
+                                            "end_date"))
+    products = Product.objects.select_related("product_type").in_bulk({row[2] for row in rows})
+    plans = PricePlan.objects.prefetch_related("rates").in_bulk({row[3] for row in rows if row[3]})
+    for plan in plans.values():
+        for rate in plan.rates.all():
+            rate.price_plan = plan
+    services = defaultdict(list)
+    for pk, subscription_id, product_id, plan_id, state, start, end in rows:
+        services[subscription_id].append(_Service(pk, subscription_id, product_id, products[product_id], plans.get(plan_id), state,
+                                                  start, end))
+    return services
+
+
 def accounts_bill_plan(*, account_ids: Sequence[int], run_date: date, scheme: BillingTermScheme | None,
                        errors: dict[int, str]) -> list[AccountBill]:
     """What each account owes on ``run_date`` (read in a few queries for the whole chunk).
     Accounts that cannot be billed are left out, with the reason in ``errors``."""
-    accounts = {a.pk: a for a in AccountsReceivable.objects.filter(pk__in=account_ids).select_related("contact", "classification")}
+    rows = AccountsReceivable.objects.filter(pk__in=account_ids).values_list("pk", "contact_id", "currency", "classification_id")
+    rows = list(rows)
+    classifications = Classification.objects.in_bulk({row[3] for row in rows})
+    accounts = {pk: _Account(pk, contact, currency, classifications.get(classification))
+                for pk, contact, currency, classification in rows}
     countries = dict(Address.objects.filter(contact_id__in=[a.contact_id for a in accounts.values()], kind=Address.Kind.BILLING)
                      .values_list("contact_id", "country"))
-    subscriptions = Subscription.objects.filter(account_id__in=accounts).select_related("billing_term_scheme")
+    schemes = BillingTermScheme.objects.in_bulk()
+    subscriptions = Subscription.objects.filter(account_id__in=accounts).exclude(state=Subscription.State.DRAFT)
     if scheme is not None:
         subscriptions = subscriptions.filter(billing_term_scheme=scheme)
-    subscriptions = list(subscriptions.exclude(state=Subscription.State.DRAFT))
+    subscriptions = [_Subscription(pk, account_id, schemes[scheme_id]) for pk, account_id, scheme_id
+                     in subscriptions.order_by("pk").values_list("pk", "account_id", "billing_term_scheme_id")]
     subscription_ids = [s.pk for s in subscriptions]
-    services = defaultdict(list)
-    for service in (SubscriptionService.objects.filter(subscription_id__in=subscription_ids, start_date__isnull=False)
-                    .select_related("product__product_type", "price_plan").prefetch_related("price_plan__rates__price_plan")
-                    .order_by("pk")):
-        services[service.subscription_id].append(service)
+    services = _services_by_subscription(subscription_ids)
     billed = defaultdict(list)
     for service_id, start, end in (BilledPeriod.objects.filter(service__subscription_id__in=subscription_ids)
                                    .values_list("service_id", "period_start", "period_end")):
@@ -324,104 +371,157 @@ def accounts_bill_plan(*, account_ids: Sequence[int], run_date: date, scheme: Bi
 
 # --- writing ------------------------------------------------------------------------------
 
+@dataclass(slots=True)
+class _Line:
+    """An invoice line's amounts and where they go (what ``_legs`` reads)."""
+
+    pk: int
+    planned: PlannedLine
+    position: int
+    net: Decimal
+    tax: Decimal
+    gross: Decimal
+    tax_rate: TaxRate
+    revenue_ledger: str
+
+
+def _reserve_ids(model, count: int) -> list[int]:
+    """Primary keys for rows about to be inserted together (so lines can name their invoice
+    before either is written): from the table's sequence on PostgreSQL; on SQLite, whose
+    writers are serialised, after the largest id."""
+    if count == 0:
+        return []
+    table = model._meta.db_table
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)", [table, count])
+            return [row[0] for row in cursor.fetchall()]
+        cursor.execute(f'SELECT COALESCE(MAX("id"), 0) FROM "{table}"')
+        first = cursor.fetchone()[0] + 1
+    return list(range(first, first + count))
+
+
+def _insert(model, columns: Sequence[str], rows: list[tuple]) -> None:
+    """Insert rows: COPY on PostgreSQL (the fast path), bulk_create elsewhere."""
+    if not rows:
+        return
+    if connection.vendor != "postgresql":
+        model.objects.bulk_create([model(**dict(zip(columns, row))) for row in rows], batch_size=500)
+        return
+    from psycopg.types.json import Jsonb
+
+    names = ", ".join(f'"{model._meta.get_field(column).column}"' for column in columns)
+    with connection.cursor() as cursor, cursor.cursor.copy(f'COPY "{model._meta.db_table}" ({names}) FROM STDIN') as copy:
+        for row in rows:
+            copy.write_row([Jsonb(value) if isinstance(value, (dict, list)) else value for value in row])
+
+
 def bills_write(*, bills: Sequence[AccountBill], run: BillingRun | None, issued_on: date,
                 errors: dict[int, str]) -> list[Invoice]:
     """Write the bills set-based: posted invoices with gapless numbers, their lines and
     ledger entries, the billed periods, and BILLED usage and one-time charges. Runs in the
-    caller's transaction (the chunk's)."""
+    caller's transaction (the chunk's). Returns the invoices (unsaved instances carrying
+    their pk, number and totals)."""
     taxes = _TaxRates()
     now = timezone.now()
-    invoices: list[Invoice] = []
-    lines_by_invoice: list[list[InvoiceLine]] = []
-    written: list[AccountBill] = []
+    invoice_type = ContentType.objects.get_for_model(Invoice)
+    priced: list[tuple[AccountBill, list[_Line]]] = []
     for bill in bills:
         try:
             lines = [_line(bill, planned, taxes, position) for position, planned in enumerate(bill.lines, start=1)]
         except AccountNotBillable as problem:
             errors[bill.account.pk] = str(problem)
             continue
-        written.append(bill)
-        lines_by_invoice.append(lines)
-        if lines:
-            invoices.append(Invoice(
-                account=bill.account, currency=bill.account.currency, tax_country=bill.country, state=Invoice.State.POSTED,
-                issued_at=now, net_total=sum((line.net for line in lines), Decimal("0.00")),
-                tax_total=sum((line.tax for line in lines), Decimal("0.00")),
-                gross_total=sum((line.gross for line in lines), Decimal("0.00")),
-            ))
-    numbers = iter(sequence_take(name=f"INV-{issued_on.year}", prefix=f"INV-{issued_on.year}-", padding=6, count=len(invoices)))
-    for invoice in invoices:
-        invoice.number = next(numbers)
+        priced.append((bill, lines))
 
-    entries, legs_by_entry = [], []
-    for invoice, lines in zip(invoices, (lines for lines in lines_by_invoice if lines)):
-        legs = _legs(invoice.account, lines, sign=1)
-        if legs:
-            entries.append(JournalEntry(kind=JournalEntry.Kind.INVOICE, reference=f"invoice:{invoice.number}",
-                                        description=f"Invoice {invoice.number}", currency=invoice.currency, account=invoice.account))
-            legs_by_entry.append(legs)
-            invoice.journal_entry = entries[-1]
-    JournalEntry.objects.bulk_create(entries)
+    invoiced = [(bill, lines) for bill, lines in priced if lines]
+    numbers = sequence_take(name=f"INV-{issued_on.year}", prefix=f"INV-{issued_on.year}-", padding=6, count=len(invoiced))
+    invoice_ids = _reserve_ids(Invoice, len(invoiced))
+    line_ids = iter(_reserve_ids(InvoiceLine, sum(len(lines) for _, lines in invoiced)))
     ledgers = dict(LedgerAccount.objects.values_list("code", "pk"))
-    Posting.objects.bulk_create(
-        Posting(entry=entry, ledger_account_id=ledgers[leg.ledger], account=leg.account, amount=leg.amount)
-        for entry, legs in zip(entries, legs_by_entry) for leg in legs)
-    for invoice in invoices:
-        if invoice.journal_entry is not None:
-            invoice.journal_entry_id = invoice.journal_entry.pk
-    Invoice.objects.bulk_create(invoices)
+    legs_by_invoice = [_legs(bill.account.pk, lines, sign=1) for bill, lines in invoiced]
+    entry_ids = iter(_reserve_ids(JournalEntry, sum(1 for legs in legs_by_invoice if legs)))
 
-    invoice_iter = iter(invoices)
-    all_lines: list[InvoiceLine] = []
-    for lines in lines_by_invoice:
-        if lines:
-            invoice = next(invoice_iter)
-            for line in lines:
-                line.invoice = invoice
-            all_lines += lines
-    InvoiceLine.objects.bulk_create(all_lines)
-
-    periods, billed_udrs, billed_charges = [], [], []
-    for bill, lines in zip(written, lines_by_invoice):
-        for planned, line in zip(bill.lines, lines):
+    invoices, entries, postings, line_rows, periods, audits = [], [], [], [], [], []
+    billed_udrs, billed_charges = [], []
+    for (bill, lines), number, invoice_id, legs in zip(invoiced, numbers, invoice_ids, legs_by_invoice):
+        account_id = bill.account.pk
+        entry_id = next(entry_ids) if legs else None
+        if legs:
+            entries.append((entry_id, JournalEntry.Kind.INVOICE, f"invoice:{number}", f"Invoice {number}", bill.account.currency,
+                            account_id, now))
+            postings += [(entry_id, ledgers[leg.ledger], leg.account, leg.amount) for leg in legs]
+        net, tax, gross = (sum((getattr(line, name) for line in lines), Decimal("0.00")) for name in ("net", "tax", "gross"))
+        invoice = Invoice(pk=invoice_id, number=number, account_id=account_id, currency=bill.account.currency,
+                          tax_country=bill.country, state=Invoice.State.POSTED, issued_at=now, net_total=net, tax_total=tax,
+                          gross_total=gross, journal_entry_id=entry_id, created_at=now)
+        invoices.append(invoice)
+        audits.append((invoice_type.pk, str(invoice_id), number, "post",
+                       {"number": [None, number], "gross_total": [None, str(gross)], "billing_run": [None, run.pk if run else None]},
+                       [], run.created_by_id if run else None, Channel.SYSTEM, now))
+        for line in lines:
+            line.pk = next(line_ids)
+            planned = line.planned
+            line_rows.append((
+                line.pk, invoice_id, line.position, planned.description[:300], planned.product.pk,
+                planned.udr.pk if planned.udr else None, Decimal("1"), planned.unit_price, planned.prices_include_tax, line.net,
+                line.tax_rate.rate, line.tax_rate.name, line.tax, line.gross, line.revenue_ledger,
+                planned.service.pk if planned.service else None, planned.period[0] if planned.period else None,
+                planned.period[1] if planned.period else None))
             if planned.period is not None:
-                periods.append(BilledPeriod(service=planned.service, period_start=planned.period[0],
-                                            period_end=planned.period[1], invoice_line=line, run=run))
+                periods.append((planned.service.pk, planned.period[0], planned.period[1], line.pk, run.pk if run else None, now))
             if planned.udr is not None:
                 billed_udrs.append(planned.udr.pk)
             if planned.one_time is not None:
-                planned.one_time.invoice_line, planned.one_time.state = line, OneTimeCharge.State.BILLED
+                planned.one_time.invoice_line_id, planned.one_time.state = line.pk, OneTimeCharge.State.BILLED
                 billed_charges.append(planned.one_time)
-        periods += [BilledPeriod(service=service, period_start=span[0], period_end=span[1], run=run)
-                    for service, span in bill.free_periods]
+    for bill, _lines in priced:
+        periods += [(service.pk, span[0], span[1], None, run.pk if run else None, now) for service, span in bill.free_periods]
         billed_udrs += [udr.pk for udr in bill.free_udrs]
         for charge in bill.free_one_time:
             charge.state = OneTimeCharge.State.BILLED
             billed_charges.append(charge)
-    BilledPeriod.objects.bulk_create(periods)
-    UsageDetailRecord.objects.filter(pk__in=billed_udrs).update(state=UsageDetailRecord.State.BILLED)
-    OneTimeCharge.objects.bulk_update(billed_charges, ["invoice_line", "state"])
-    invoice_type = ContentType.objects.get_for_model(Invoice)
-    AuditEntry.objects.bulk_create(
-        AuditEntry(content_type=invoice_type, object_pk=str(invoice.pk), object_repr=invoice.number, action="post",
-                   changes={"number": [None, invoice.number], "gross_total": [None, str(invoice.gross_total)],
-                            "billing_run": [None, run.pk if run else None]},
-                   performed_by=run.created_by if run else None, channel=Channel.SYSTEM)
-        for invoice in invoices)
+
+    _insert(JournalEntry, ("id", "kind", "reference", "description", "currency", "account_id", "posted_at"), entries)
+    _insert(Posting, ("entry_id", "ledger_account_id", "account_id", "amount"), postings)
+    _insert(Invoice, ("id", "number", "series", "account_id", "currency", "tax_country", "state", "issued_at", "net_total",
+                      "tax_total", "gross_total", "journal_entry_id", "created_at"),
+            [(i.pk, i.number, "INV", i.account_id, i.currency, i.tax_country, i.state, i.issued_at, i.net_total, i.tax_total,
+              i.gross_total, i.journal_entry_id, i.created_at) for i in invoices])
+    _insert(InvoiceLine, ("id", "invoice_id", "position", "description", "product_id", "udr_id", "quantity", "unit_price",
+                          "price_includes_tax", "net", "tax_rate", "tax_name", "tax", "gross", "revenue_ledger",
+                          "subscription_service_id", "service_period_start", "service_period_end"), line_rows)
+    _insert(BilledPeriod, ("service_id", "period_start", "period_end", "invoice_line_id", "run_id", "created_at"), periods)
+    _insert(AuditEntry, ("content_type_id", "object_pk", "object_repr", "action", "changes", "reasons", "performed_by_id",
+                         "channel", "created_at"), audits)
+    if billed_udrs:
+        UsageDetailRecord.objects.filter(pk__in=billed_udrs).update(state=UsageDetailRecord.State.BILLED)
+    _one_time_charges_billed(billed_charges)
     return invoices
 
 
-def _line(bill: AccountBill, planned: PlannedLine, taxes: _TaxRates, position: int) -> InvoiceLine:
+def _one_time_charges_billed(charges: list[OneTimeCharge]) -> None:
+    """Mark the charges BILLED on their lines: one UPDATE ... FROM (VALUES ...) on
+    PostgreSQL (a bulk_update's CASE per row costs more to build than to run)."""
+    if not charges:
+        return
+    if connection.vendor != "postgresql":
+        OneTimeCharge.objects.bulk_update(charges, ["invoice_line", "state"])
+        return
+    table = OneTimeCharge._meta.db_table
+    values = ", ".join(["(%s, %s, %s)"] * len(charges))
+    params = [value for charge in charges for value in (charge.pk, charge.invoice_line_id, charge.state)]
+    with connection.cursor() as cursor:
+        cursor.execute(f'UPDATE "{table}" SET "invoice_line_id" = v.line, "state" = v.state '
+                       f'FROM (VALUES {values}) AS v(id, line, state) WHERE "{table}"."id" = v.id::bigint', params)
+
+
+def _line(bill: AccountBill, planned: PlannedLine, taxes: _TaxRates, position: int) -> _Line:
     rate = taxes.for_line(bill.country, planned.product, planned.supplied_on)
     amounts = line_amounts(unit_price=planned.unit_price, quantity=Decimal("1"), rate=rate.rate,
                            prices_include_tax=planned.prices_include_tax)
-    return InvoiceLine(
-        position=position, description=planned.description[:300], product=planned.product, udr=planned.udr,
-        quantity=Decimal("1"), unit_price=planned.unit_price, price_includes_tax=planned.prices_include_tax, net=amounts.net,
-        tax_rate=rate.rate, tax_name=rate.name, tax=amounts.tax, gross=amounts.gross, revenue_ledger=planned.revenue_ledger,
-        subscription_service=planned.service, service_period_start=planned.period[0] if planned.period else None,
-        service_period_end=planned.period[1] if planned.period else None,
-    )
+    return _Line(pk=0, planned=planned, position=position, net=amounts.net, tax=amounts.tax, gross=amounts.gross, tax_rate=rate,
+                 revenue_ledger=planned.revenue_ledger)
 
 
 # --- runs ---------------------------------------------------------------------------------

@@ -348,4 +348,4 @@ class LedgerAccountAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         extra_context = {**(extra_context or {}), "trial_balance_total": sum(balances.values(), Decimal("0.00"))}
         return super().changelist_view(request, extra_context)
 
-from . import admin_runs  # noqa: E402,F401  (billing runs)
+from . import admin_charges, admin_runs  # noqa: E402,F401  (one-time charges, promotion grants; billing runs)

@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from accounts.models import AccountsReceivable
 from billing.models import BillingTermScheme
-from catalogs.models import PricePlan, Product, ProductType, UsageService
+from catalogs.models import PricePlan, PricePlanRate, Product, ProductType, UsageService
 from catalogs.pricing import price_plan_rate_for
 from core.actions import ActionRejected
 from core.choices import Channel, LifecycleState
@@ -247,6 +247,21 @@ def _item_install(label: str, subscription: Subscription, product: Product, seri
         raise ActionRejected(label, [taken]) from None
 
 
+def _item_charge(subscription: Subscription, action: SubscriptionAction, product: Product) -> int | None:
+    """A sold decoder is charged once on the next bill, at the account's one-time rate for
+    it; a product without one (a rented or free decoder) costs nothing. A swap replaces the
+    box and charges nothing."""
+    from billing.services.charges import one_time_charge_add
+
+    rate = price_plan_rate_for(product=product, classification=subscription.account.classification,
+                               charge_type=PricePlanRate.ChargeType.ONE_TIME)
+    if rate is None:
+        return None
+    return one_time_charge_add(account=subscription.account, subscription=subscription, product=product,
+                               reference=f"installed-item:{action.transaction_reference}"[:100],
+                               performed_by=action.performed_by, channel=action.channel).pk
+
+
 def _item_remove(item: InstalledItem) -> None:
     item.state, item.removed_at = InstalledItem.State.REMOVED, timezone.now()
     item.save(update_fields=["state", "removed_at"])
@@ -424,7 +439,7 @@ class AddInstalledItem(LifecycleActionType):
                 **params: Any) -> dict[str, Any]:
         item = _item_install(self.label, subscription, product, _serial(serial_number))
         _request(Kind.PAIR_DEVICE, subscription, action, serial_number=item.serial_number, product=product.code)
-        return {"item": item.pk}
+        return {"item": item.pk, "one_time_charge": _item_charge(subscription, action, product)}
 
 
 @action_type_register

@@ -284,3 +284,24 @@ def test_two_concurrent_runs_of_the_same_day_bill_each_account_once(zx_catalog):
     assert [Invoice.objects.filter(account=account).count() for account in accounts] == [1] * 6
     assert sum(BillingRun.objects.filter(pk__in=[r.pk for r in runs]).values_list("invoices_created", flat=True)) == 6
     assert sum(trial_balance().values()) == 0
+
+
+def test_a_sold_decoder_is_charged_once_on_the_next_bill_and_a_swap_costs_nothing(zx_catalog, billing_scheme):
+    from subscriptions.models import InstalledItem
+    from subscriptions.services.lifecycle import installed_item_add, installed_item_swap
+
+    subscription = sports_subscriber(monthly())
+    with time_machine.travel(datetime(2026, 1, 16, 11, 0, tzinfo=NICOSIA), tick=False):
+        installed_item_add(subscription=subscription, product=Product.objects.get(code="THOMSON-DECODER"),
+                           serial_number="TH-0001", transaction_reference="install-1")
+        installed_item_add(subscription=subscription, product=Product.objects.get(code="THOMSON-DECODER"),
+                           serial_number="TH-0001", transaction_reference="install-1")  # a repeat of the same action
+        installed_item_swap(subscription=subscription, item=InstalledItem.objects.get(serial_number="TH-0001"),
+                            serial_number="TH-0002")
+
+    run_on(date(2026, 2, 1))
+
+    assert list(OneTimeCharge.objects.values_list("description", "amount", "state")) == [("Thomson decoder", D("49.0000"), "BILLED")]
+    decoder = InvoiceLine.objects.get(product__code="THOMSON-DECODER")
+    assert (decoder.gross, decoder.net, decoder.tax, decoder.revenue_ledger) == (D("49.00"), D("41.18"), D("7.82"), "REVENUE_ONE_TIME")
+    assert decoder.invoice.account == subscription.account

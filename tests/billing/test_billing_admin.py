@@ -135,4 +135,4 @@ def test_finance_adds_a_tax_rate_and_an_overlap_is_shown_on_the_form(billing_sch
                                                         "valid_from": "2026-01-01", "valid_until": ""})
     assert clash.status_code == 200
     assert clash.context["adminform"].form.errors["valid_from"][0].startswith("It overlaps CY Service VAT 19.00%")
-    assert TaxRate.objects.filter(country="CY").count() == 1
+    assert TaxRate.objects.filter(country="CY", tax_class="SERVICE").count() == 1

@@ -349,3 +349,4 @@ class LedgerAccountAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         return super().changelist_view(request, extra_context)
 
 from . import admin_charges, admin_runs  # noqa: E402,F401  (one-time charges, promotion grants; billing runs)
+from . import admin_credit_notes, admin_revenue  # noqa: E402,F401  (credit note documents; revenue waterfall)

@@ -1,9 +1,10 @@
-"""Invoice documents: HTML (a Django template, ``billing/invoice.html``) and PDF (drawn
-with ReportLab, pure Python, so no system packages are needed).
+"""Invoice and credit note documents: HTML (Django templates, ``billing/invoice.html`` and
+``billing/credit_note.html``) and PDF (drawn with ReportLab, pure Python, so no system
+packages are needed).
 
-Both are made from the same ``invoice_document`` data, so the two always say the same
-thing. Documents are rendered on request from the stored invoice (which is immutable once
-posted) rather than stored.
+Each pair is made from the same data (``invoice_document``, ``credit_note_document``), so
+the two always say the same thing. Documents are rendered on request from the stored
+document (immutable once issued) rather than stored.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from django.utils import timezone
 
 from accounts.models import Address
 
-from .models import Invoice, InvoiceLine
+from .models import CreditNote, CreditNoteLine, Invoice, InvoiceLine
 
 
 @dataclass(frozen=True)
@@ -152,5 +153,114 @@ def invoice_pdf(invoice: Invoice) -> bytes:
     for note in document.credit_notes:
         story.append(Paragraph(escape(f"Credit note {note.number} of {timezone.localtime(note.issued_at):%Y-%m-%d}: "
                                       f"{note.gross_total:.2f} {currency} ({note.reason})"), small))
+    pdf.build(story)
+    return buffer.getvalue()
+
+
+# --- Credit notes ------------------------------------------------------------------------
+
+@dataclass
+class CreditNoteDocument:
+    operator: str
+    title: str
+    note: CreditNote
+    customer: str
+    account_number: str
+    address_lines: list[str]
+    issued_on: str
+    invoice_number: str
+    invoice_issued_on: str
+    lines: list[CreditNoteLine]
+    taxes: list[TaxSummary] = field(default_factory=list)
+
+
+def _address_lines(contact) -> list[str]:
+    address = Address.objects.filter(contact=contact, kind=Address.Kind.BILLING).first()
+    if address is None:
+        return []
+    return [part for part in (address.line1, address.line2, f"{address.postal_code} {address.city}".strip(), address.country) if part]
+
+
+def credit_note_document(note: CreditNote) -> CreditNoteDocument:
+    """What a credit note document shows: who, which invoice it corrects, why, what is given
+    back per line (with the tax per rate) and the totals."""
+    contact = note.account.contact
+    lines = list(note.lines.select_related("invoice_line").order_by("invoice_line__position"))
+    per_rate: dict[tuple[str, Decimal], list[Decimal]] = defaultdict(lambda: [Decimal("0.00"), Decimal("0.00")])
+    for line in lines:
+        per_rate[(line.invoice_line.tax_name, line.tax_rate)][0] += line.net
+        per_rate[(line.invoice_line.tax_name, line.tax_rate)][1] += line.tax
+    invoice = note.invoice
+    return CreditNoteDocument(
+        operator=settings.OPERATOR_NAME,
+        title="Credit note",
+        note=note,
+        customer=contact.display_name,
+        account_number=note.account.number,
+        address_lines=_address_lines(contact),
+        issued_on=timezone.localtime(note.issued_at).strftime("%Y-%m-%d"),
+        invoice_number=invoice.number or "",
+        invoice_issued_on=timezone.localtime(invoice.issued_at).strftime("%Y-%m-%d") if invoice.issued_at else "—",
+        lines=lines,
+        taxes=[TaxSummary(name or "Tax", rate, net, tax) for (name, rate), (net, tax) in sorted(per_rate.items())],
+    )
+
+
+def credit_note_filename(note: CreditNote, extension: str) -> str:
+    return f"{note.number}.{extension}"
+
+
+def credit_note_html(note: CreditNote) -> str:
+    return render_to_string("billing/credit_note.html", {"document": credit_note_document(note)})
+
+
+def credit_note_pdf(note: CreditNote) -> bytes:
+    """The credit note as a PDF (A4), the same content as the HTML."""
+    from reportlab.lib import colors
+    from reportlab.lib.pagesizes import A4
+    from reportlab.lib.styles import getSampleStyleSheet
+    from reportlab.lib.units import mm
+    from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
+    from xml.sax.saxutils import escape
+
+    document = credit_note_document(note)
+    regular, bold = _fonts()
+    styles = getSampleStyleSheet()
+    for style in styles.byName.values():
+        style.fontName = bold if style.name in {"Title", "Heading2"} else regular
+    small = styles["BodyText"].clone("small", fontSize=8, leading=10)
+    buffer = io.BytesIO()
+    pdf = SimpleDocTemplate(buffer, pagesize=A4, leftMargin=18 * mm, rightMargin=18 * mm, topMargin=18 * mm,
+                            bottomMargin=18 * mm, title=f"{document.title} {note.number}", author=document.operator)
+    currency = note.currency
+    story = [
+        Paragraph(escape(document.operator), styles["Title"]),
+        Paragraph(escape(f"{document.title} {note.number}"), styles["Heading2"]),
+        Paragraph(escape(f"Date: {document.issued_on}    Account: {document.account_number}"), styles["BodyText"]),
+        Paragraph(escape(f"Corrects invoice {document.invoice_number} of {document.invoice_issued_on}"), styles["BodyText"]),
+        Paragraph(escape(f"Reason: {note.reason}"), styles["BodyText"]),
+        Spacer(1, 4 * mm),
+        Paragraph("<br/>".join(escape(part) for part in [document.customer, *document.address_lines]), styles["BodyText"]),
+        Spacer(1, 6 * mm),
+    ]
+    rows = [["Invoice line", "Description", "Net", "Tax", "Total"]]
+    for line in document.lines:
+        rows.append([str(line.invoice_line.position), Paragraph(escape(line.description), small), f"{line.net:.2f}",
+                     f"{line.tax:.2f} ({line.tax_rate}%)", f"{line.gross:.2f}"])
+    table = Table(rows, colWidths=[20 * mm, 88 * mm, 20 * mm, 28 * mm, 20 * mm], repeatRows=1)
+    table.setStyle(TableStyle([
+        ("FONTSIZE", (0, 0), (-1, -1), 8), ("FONTNAME", (0, 0), (-1, -1), regular), ("FONTNAME", (0, 0), (-1, 0), bold),
+        ("LINEBELOW", (0, 0), (-1, 0), 0.5, colors.black), ("ALIGN", (2, 0), (-1, -1), "RIGHT"),
+        ("VALIGN", (0, 0), (-1, -1), "TOP"),
+    ]))
+    story += [table, Spacer(1, 6 * mm)]
+    totals = [[f"{tax.name} {tax.rate}% on {tax.net:.2f}", f"{tax.tax:.2f} {currency}"] for tax in document.taxes]
+    totals += [["Net", f"{note.net_total:.2f} {currency}"], ["Tax", f"{note.tax_total:.2f} {currency}"],
+               ["Total credited", f"{note.gross_total:.2f} {currency}"]]
+    summary = Table(totals, colWidths=[60 * mm, 30 * mm], hAlign="RIGHT")
+    summary.setStyle(TableStyle([("ALIGN", (1, 0), (1, -1), "RIGHT"), ("FONTNAME", (0, 0), (-1, -1), regular),
+                                 ("FONTNAME", (0, -1), (-1, -1), bold),
+                                 ("LINEABOVE", (0, -1), (-1, -1), 0.5, colors.black)]))
+    story.append(summary)
     pdf.build(story)
     return buffer.getvalue()

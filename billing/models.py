@@ -10,7 +10,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
-from django.db.models import F, Q
+from django.db.models import F, Q, Value
 
 from catalogs.models import ProductType
 from core.choices import Channel
@@ -257,6 +257,16 @@ MONEY = {"max_digits": 14, "decimal_places": 2}
 UNIT_PRICE = {"max_digits": 12, "decimal_places": 4}
 
 
+def adds_up(*, total: str, gross: str, tax: str, name: str) -> models.CheckConstraint:
+    """``total = gross − tax``, to the cent. Written as "within half a cent" because SQLite
+    compares decimals as floating point (9.99 − 1.60 ≠ 8.39 there); on PostgreSQL's exact
+    numeric(…, 2) columns it is the same as equality."""
+    difference = F(gross) - F(tax)
+    half_cent = Value(Decimal("0.005"), output_field=models.DecimalField(max_digits=4, decimal_places=3))
+    return models.CheckConstraint(condition=Q(**{f"{total}__gt": difference - half_cent, f"{total}__lt": difference + half_cent}),
+                                  name=name)
+
+
 class Invoice(models.Model):
     """A bill to a customer: DRAFT while lines are added, POSTED (numbered, in the ledger,
     immutable), CANCELLED only by credit notes covering all of it.
@@ -291,7 +301,7 @@ class Invoice(models.Model):
         constraints = [
             models.CheckConstraint(condition=Q(state="DRAFT") | (Q(number__isnull=False) & Q(issued_at__isnull=False)),
                                    name="issued_invoice_has_number"),
-            models.CheckConstraint(condition=Q(net_total=F("gross_total") - F("tax_total")), name="invoice_totals_add_up"),
+            adds_up(total="net_total", gross="gross_total", tax="tax_total", name="invoice_totals_add_up"),
         ]
         indexes = [
             models.Index(fields=["account", "-created_at"], name="invoice_account_recent_idx"),
@@ -331,7 +341,7 @@ class InvoiceLine(models.Model):
         ordering = ["invoice", "position"]
         constraints = [
             models.UniqueConstraint(fields=["invoice", "position"], name="invoice_line_position_unique"),
-            models.CheckConstraint(condition=Q(net=F("gross") - F("tax")), name="invoice_line_adds_up"),
+            adds_up(total="net", gross="gross", tax="tax", name="invoice_line_adds_up"),
             models.CheckConstraint(condition=Q(service_period_start__isnull=True, service_period_end__isnull=True)
                                    | Q(service_period_end__gt=F("service_period_start")), name="invoice_line_period_ordered"),
         ]
@@ -359,7 +369,7 @@ class CreditNote(models.Model):
     class Meta:
         ordering = ["-issued_at", "-pk"]
         constraints = [
-            models.CheckConstraint(condition=Q(net_total=F("gross_total") - F("tax_total")), name="credit_note_totals_add_up"),
+            adds_up(total="net_total", gross="gross_total", tax="tax_total", name="credit_note_totals_add_up"),
             models.CheckConstraint(condition=Q(gross_total__gt=0), name="credit_note_not_empty"),
         ]
         indexes = [models.Index(fields=["account", "-issued_at"], name="credit_note_account_idx")]
@@ -384,7 +394,7 @@ class CreditNoteLine(models.Model):
         ordering = ["credit_note", "invoice_line__position"]
         constraints = [
             models.UniqueConstraint(fields=["credit_note", "invoice_line"], name="credit_line_once_per_note"),
-            models.CheckConstraint(condition=Q(net=F("gross") - F("tax")), name="credit_line_adds_up"),
+            adds_up(total="net", gross="gross", tax="tax", name="credit_line_adds_up"),
             models.CheckConstraint(condition=Q(gross__gt=0), name="credit_line_positive"),
         ]
 
@@ -542,3 +552,82 @@ class PromotionGrant(models.Model):
 
     def __str__(self) -> str:
         return f"{self.promotion} on {self.subscription}"
+
+
+# --- Revenue recognition -------------------------------------------------------------------
+
+class RevenueAllocation(models.Model):
+    """The part of a deferred invoice line's net that one component earns: the whole net
+    for a plain service, a share by standalone selling price for a bundle.
+
+    Written once, the first time the line is recognized or credited, so a later change of a
+    bundle's standalone prices never moves revenue already invoiced between components.
+    """
+
+    invoice_line = models.ForeignKey(InvoiceLine, on_delete=models.PROTECT, related_name="revenue_allocations")
+    component = models.ForeignKey("catalogs.Product", on_delete=models.PROTECT, related_name="+")
+    amount = models.DecimalField(**MONEY)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["invoice_line", "component"]
+        constraints = [models.UniqueConstraint(fields=["invoice_line", "component"], name="revenue_allocation_once")]
+
+    def __str__(self) -> str:
+        return f"{self.component} share of line {self.invoice_line_id}: {self.amount}"
+
+
+class RevenueRecognition(models.Model):
+    """A movement of one component's deferred revenue.
+
+    RECOGNIZED: the recognition job moved ``amount`` from DEFERRED_REVENUE to
+    REVENUE_RECURRING for the service days through ``recognized_through`` (unique per
+    line, component and day, so a re-run recognizes nothing twice).
+    CREDITED: a credit note took ``amount`` back from the deferred balance and
+    ``revenue_reversed`` from revenue already recognized (``recognized_through`` is the day
+    it was issued); recognition then stops recognizing that part.
+    """
+
+    class Kind(models.TextChoices):
+        RECOGNIZED = "RECOGNIZED", "Recognized"
+        CREDITED = "CREDITED", "Credited"
+
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.RECOGNIZED)
+    invoice_line = models.ForeignKey(InvoiceLine, on_delete=models.PROTECT, related_name="revenue_recognitions")
+    component = models.ForeignKey("catalogs.Product", on_delete=models.PROTECT, related_name="+")
+    recognized_through = models.DateField(help_text="The last service day this covers (inclusive).")
+    amount = models.DecimalField(**MONEY, help_text="Moved out of deferred revenue.")
+    revenue_reversed = models.DecimalField(**MONEY, default=Decimal("0.00"),
+                                           help_text="Credit notes: recognized revenue taken back.")
+    journal_entry = models.ForeignKey(JournalEntry, null=True, blank=True, on_delete=models.PROTECT,
+                                      related_name="revenue_recognitions",
+                                      help_text="Empty when nothing was left to move (the closing row of a credited line).")
+    credit_note_line = models.ForeignKey(CreditNoteLine, null=True, blank=True, on_delete=models.PROTECT,
+                                         related_name="revenue_credits")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["invoice_line", "component", "recognized_through", "pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["invoice_line", "component", "recognized_through"],
+                                    condition=Q(kind="RECOGNIZED"), name="revenue_recognized_once_per_day"),
+            models.UniqueConstraint(fields=["credit_note_line", "component"], condition=Q(kind="CREDITED"),
+                                    name="revenue_credited_once"),
+            models.CheckConstraint(condition=Q(amount__gte=0) & Q(revenue_reversed__gte=0), name="revenue_movement_not_negative"),
+            models.CheckConstraint(condition=Q(kind="RECOGNIZED", credit_note_line__isnull=True, revenue_reversed=0)
+                                   | Q(kind="CREDITED", credit_note_line__isnull=False), name="revenue_movement_kind_fields"),
+        ]
+        indexes = [models.Index(fields=["recognized_through"], name="revenue_recognized_day_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.amount} of line {self.invoice_line_id} through {self.recognized_through}"
+
+
+class RevenueWaterfall(RevenueRecognition):
+    """The revenue waterfall report in the admin (a proxy: no table of its own, just the
+    admin entry and its ``view_revenuewaterfall`` permission)."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "revenue waterfall"
+        verbose_name_plural = "revenue waterfall"

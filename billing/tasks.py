@@ -81,3 +81,17 @@ def billing_runs_resume_task() -> int:
         billing_run_chunks_task.delay(run_pk)
     return len(runs)
 
+
+@shared_task
+def revenue_recognize_task(through: str | None = None) -> int:
+    """Recognize deferred revenue through ``through`` (YYYY-MM-DD), by default yesterday in
+    the operator's time zone: the last whole day served (beat: hourly, so a night without a
+    worker is caught up; a re-run finds nothing due). Returns the rows written."""
+    from datetime import date, timedelta
+
+    from django.utils import timezone
+
+    from .services.recognition import revenue_recognize
+
+    day = date.fromisoformat(through) if through else timezone.localdate() - timedelta(days=1)
+    return revenue_recognize(through=day).rows

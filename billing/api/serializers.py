@@ -20,7 +20,14 @@ class InvoiceLineSerializer(serializers.ModelSerializer):
 class CreditNoteSummarySerializer(serializers.ModelSerializer):
     class Meta:
         model = CreditNote
-        fields = ["number", "issued_at", "reason", "net_total", "tax_total", "gross_total"]
+        fields = ["id", "number", "issued_at", "reason", "net_total", "tax_total", "gross_total"]
+
+
+class CreditNoteSerializer(CreditNoteSummarySerializer):
+    invoice = serializers.CharField(source="invoice.number", help_text="The invoice it corrects.")
+
+    class Meta(CreditNoteSummarySerializer.Meta):
+        fields = ["id", "number", "invoice", "currency", "issued_at", "reason", "net_total", "tax_total", "gross_total"]
 
 
 class InvoiceSerializer(serializers.ModelSerializer):

@@ -1,4 +1,4 @@
-"""The customer's invoices, their documents and the account statement (portal API).
+"""The customer's invoices and credit notes, their documents and the account statement (portal API).
 
 Thin: scope to the caller (``OwnedObjectMixin`` for paths naming an object), call a
 selector or the document renderer, respond.
@@ -20,8 +20,8 @@ from core.api.scoping import OwnedObjectMixin
 from core.exceptions import ValidationFailed
 
 from .. import selectors
-from ..documents import invoice_filename, invoice_html, invoice_pdf
-from ..models import Invoice
+from ..documents import credit_note_filename, credit_note_html, credit_note_pdf, invoice_filename, invoice_html, invoice_pdf
+from ..models import CreditNote, Invoice
 from . import serializers
 
 ERRORS = {
@@ -100,6 +100,54 @@ class InvoiceDocumentView(_MyInvoice):
             return HttpResponse(invoice_html(invoice), content_type="text/html; charset=utf-8")
         response = HttpResponse(invoice_pdf(invoice), content_type="application/pdf")
         response["Content-Disposition"] = f'attachment; filename="{invoice_filename(invoice, "pdf")}"'
+        return response
+
+
+class CreditNoteListView(OwnedObjectMixin, GenericAPIView):
+    """The caller's credit notes (scoped like every portal read), newest first."""
+
+    permission_classes = [IsPortalUser]
+    serializer_class = serializers.CreditNoteSerializer
+    owned_model = CreditNote
+    owner_user_lookup = OWNER
+
+    def get_queryset(self):
+        return super().get_queryset().select_related("invoice").order_by("-issued_at", "-pk")
+
+    @extend_schema(summary="My credit notes, newest first", tags=["invoices"], operation_id="credit_notes_list")
+    def get(self, request):
+        page = self.paginate_queryset(self.get_queryset())
+        return self.get_paginated_response(self.get_serializer(page, many=True).data)
+
+
+class CreditNoteDocumentView(OwnedObjectMixin, GenericAPIView):
+    permission_classes = [IsPortalUser]
+    owned_model = CreditNote
+    owner_user_lookup = OWNER
+    # ?format=pdf|html chooses the document, not a renderer (as for invoices).
+    renderer_classes = [JSONRenderer]
+
+    def perform_content_negotiation(self, request, force=False):
+        return JSONRenderer(), JSONRenderer.media_type
+
+    def get_queryset(self):
+        return super().get_queryset().select_related("account__contact", "invoice")
+
+    @extend_schema(
+        parameters=[OpenApiParameter("format", str, enum=["pdf", "html"], default="pdf", description="The document's format.")],
+        responses={(200, "application/pdf"): OpenApiTypes.BINARY, (200, "text/html"): OpenApiTypes.STR, 400: ERRORS[400],
+                   404: ERRORS[404]},
+        summary="Download one of my credit notes (PDF or HTML)", tags=["invoices"],
+    )
+    def get(self, request, pk: int):
+        document_format = request.query_params.get("format", "pdf")
+        if document_format not in {"pdf", "html"}:
+            raise ValidationFailed("Choose the document's format.", fields={"format": ["pdf or html."]})
+        note = self.get_object()
+        if document_format == "html":
+            return HttpResponse(credit_note_html(note), content_type="text/html; charset=utf-8")
+        response = HttpResponse(credit_note_pdf(note), content_type="application/pdf")
+        response["Content-Disposition"] = f'attachment; filename="{credit_note_filename(note, "pdf")}"'
         return response
 
 

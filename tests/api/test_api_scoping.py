@@ -62,7 +62,8 @@ def two_customers():
 
 def place_an_order(account) -> None:
     """A subscription and a PPV order (UDR) for the account, on the Company ZX catalog and
-    billing (the "Normal" scheme invoices every order at once, so B owns an invoice too)."""
+    billing (the "Normal" scheme invoices every order at once, so B owns an invoice too),
+    credited in full (so B owns a credit note)."""
     from billing.demo import demo_billing_load
     from catalogs.demo import demo_catalog_load
     from catalogs.models import ContentTitle
@@ -72,6 +73,10 @@ def place_an_order(account) -> None:
     demo_catalog_load()
     scheme = demo_billing_load()["scheme"]
     usage_order_place(subscription=effective_subscription(account, scheme), title=ContentTitle.objects.get(code="LOTR"))
+    from billing.models import Invoice
+    from billing.services.invoicing import credit_note_issue
+
+    credit_note_issue(invoice=Invoice.objects.get(account=account), reason="Did not play")  # B owns a credit note too
 
 
 def give_a_playing_device(account) -> None:

@@ -23,6 +23,7 @@ from core.choices import Channel
 from core.exceptions import ApplicationError, PermissionDenied, ValidationFailed
 from core.validation import model_errors
 from core.services import sequence_next
+from provisioning.services.outbox import account_change_provision
 
 from .models import AccountEvent, AccountsReceivable, Address, Classification, Contact, DeviceCredential, PortalUser
 
@@ -225,6 +226,8 @@ def account_update(
         if changes:
             locked.save()
             _event(locked, AccountEvent.Kind.UPDATED, performed_by=performed_by, channel=channel, changes=changes)
+            if "classification" in changes:
+                account_change_provision(account=locked, cause="ACCOUNT_UPDATE")
     return locked
 
 
@@ -239,6 +242,7 @@ def _account_transition(
         locked.save(update_fields=["state", "state_changed_at", "updated_at"])
         _event(locked, event_kind, performed_by=performed_by, channel=channel,
                from_state=previous, to_state=locked.state, reason=reason)
+        account_change_provision(account=locked, cause=f"ACCOUNT_{action.upper()}")  # tell the platform (the outbox)
     return locked
 
 

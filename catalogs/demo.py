@@ -14,6 +14,7 @@ from decimal import Decimal
 
 from accounts.models import Classification
 from core.choices import Channel, LifecycleState, Screen
+from provisioning.demo import demo_provider_complete
 from provisioning.models import ProvisioningProvider
 
 from .models import (
@@ -162,6 +163,7 @@ def demo_catalog_load() -> dict[str, object]:
         "INSTALLATION": _product("INSTALLATION", "Installation", types["One-time Services"], "Technician visit and set-up."),
         "THOMSON-DECODER": _product("THOMSON-DECODER", "Thomson decoder", types["Physical Goods"], "Set-top box."),
     }
+    demo_provider_complete(provider=nagra, physical_goods=[products["THOMSON-DECODER"]])
     _definition(types["Usage Services"], nagra)
     normal = _usage_catalog("Normal subscribers", movies, products["PPV-SERVICE"],
                             rates={"SERENDIPITY": {"base_rate": "3.00", "tiers": []}})

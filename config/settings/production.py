@@ -6,7 +6,7 @@ Required: SECRET_KEY, ALLOWED_HOSTS, DATABASE_URL (PostgreSQL), REDIS_URL. Passe
 
 from django.core.exceptions import ImproperlyConfigured
 
-from config.env import env_bool, env_int, env_list, env_required
+from config.env import env_bool, env_int, env_list, env_required, env_str
 
 from .base import *  # noqa: F401,F403
 from .base import DATABASE_URL, REDIS_URL
@@ -20,6 +20,10 @@ if not DATABASE_URL:
     raise ImproperlyConfigured("DATABASE_URL must point at PostgreSQL in production.")
 if not REDIS_URL:
     raise ImproperlyConfigured("REDIS_URL must point at Redis in production (Celery broker and cache).")
+
+# Nagra: each provider's own endpoint (its WSDL address in the admin) unless NAGRA_ENDPOINT
+# overrides them all; the local simulator default of the other settings never applies here.
+NAGRA_ENDPOINT = env_str("NAGRA_ENDPOINT", "")
 
 # TLS is terminated by the proxy, which sets X-Forwarded-Proto.
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

@@ -24,11 +24,13 @@ from django.utils import timezone
 
 from accounts.models import AccountsReceivable
 from billing.models import BillingTermScheme
-from catalogs.models import PricePlan, PricePlanRate, Product, ProductType, UsageService
+from catalogs.models import PricePlan, PricePlanRate, Product, ProductType
 from catalogs.pricing import price_plan_rate_for
 from core.actions import ActionRejected
 from core.choices import Channel, LifecycleState
-from provisioning.models import ProvisioningProvider, ProvisioningRequest
+from provisioning.models import ProvisioningRequest
+from provisioning.selectors import provisioning_entry_for
+from provisioning.services.outbox import provisioning_request_add
 
 from ..models import InstalledItem, Subscription, SubscriptionAction, SubscriptionService
 from .actions import ACTION_TYPES, Behavior, State, SubscriptionActionType, action_type_register, state_set, subscription_act
@@ -82,29 +84,18 @@ LIFECYCLE: dict[str, Rule] = {
 
 
 # --- the outbox ----------------------------------------------------------------------------
-
-def _usage_entry(product: Product) -> UsageService | None:
-    """The product's entry in an EFFECTIVE usage catalog, which names its platform id."""
-    return (UsageService.objects.select_related("catalog__provider")
-            .filter(product=product, catalog__state=LifecycleState.EFFECTIVE).exclude(provisioning_id="")
-            .order_by("catalog__priority", "pk").first())
-
-
-def _default_provider() -> ProvisioningProvider | None:
-    return ProvisioningProvider.objects.filter(state=LifecycleState.EFFECTIVE).order_by("pk").first()
-
+# Which commands each behavior writes is provisioning/commands.py's COMMANDS table; the
+# outbox refuses any other.
 
 def _request(kind: str, subscription: Subscription, action: SubscriptionAction, *, provider=None, **parameters: Any) -> None:
-    ProvisioningRequest.objects.create(
-        provider=provider or _default_provider(), account=subscription.account, subscription=subscription, action=action,
-        kind=kind, parameters={"account": subscription.account.number, **parameters},
-    )
+    provisioning_request_add(kind=kind, cause=action.behavior, account=subscription.account, subscription=subscription,
+                             action=action, provider=provider, parameters=parameters)
 
 
 def _entitlement_request(kind: str, subscription: Subscription, action: SubscriptionAction, product: Product) -> None:
     """ADD_ENTITLEMENT / REMOVE_ENTITLEMENT: the platform knows a product by its
     provisioning id when a usage catalog gives one, otherwise by our product code."""
-    entry = _usage_entry(product)
+    entry = provisioning_entry_for(product)
     _request(kind, subscription, action, provider=entry.catalog.provider if entry else None,
              product=product.code, provisioning_id=entry.provisioning_id if entry else product.code)
 

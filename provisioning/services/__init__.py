@@ -1,0 +1,2 @@
+"""Provisioning writes: the outbox (``outbox``), sending (``sending``), reconciliation
+(``reconciliation``). Import from the submodules."""

@@ -1,0 +1,82 @@
+"""Writing commands for the platform: the outbox.
+
+Callers (subscription actions, PPV orders, account changes) call ``provisioning_request_add``
+inside their own transaction, so the command exists exactly when the change does. After
+the commit a Celery task sends it at once (low latency); if that task is lost, the beat
+dispatcher finds the PENDING row anyway — the row, not the task, is the record.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Max
+
+from core.exceptions import ApplicationError
+
+from ..commands import ACCOUNT_REACTIVATE, ACCOUNT_SUSPEND, ACCOUNT_TERMINATE, ACCOUNT_UPDATE, command_allowed
+from ..models import ProvisioningProvider, ProvisioningRequest
+from ..selectors import account_known_to_platform, provider_default
+
+Kind = ProvisioningRequest.Kind
+
+
+def _sequence_next(subscription) -> int:
+    """The subscription's next sequence number. Callers hold the subscription's row lock
+    (every subscription action does), so max + 1 cannot be taken twice; the unique
+    constraint would stop it if it were."""
+    last = ProvisioningRequest.objects.filter(subscription=subscription).aggregate(last=Max("sequence"))["last"]
+    return (last or 0) + 1
+
+
+def provisioning_request_add(
+    *, kind: str, cause: str, account, subscription=None, action=None, provider: ProvisioningProvider | None = None,
+    parameters: dict[str, Any] | None = None,
+) -> ProvisioningRequest:
+    """Write one command in the caller's transaction and send it after the commit.
+
+    ``cause`` is the subscription behavior or account change that requires it; the command
+    must be one ``provisioning.commands.COMMANDS`` lists for it."""
+    if not command_allowed(cause, kind):
+        raise ApplicationError(f"{cause} does not send {kind} to the platform (see provisioning/commands.py).",
+                               code="provisioning_command_unmapped")
+    request = ProvisioningRequest.objects.create(
+        provider=provider or provider_default(), account=account, subscription=subscription, action=action, kind=kind,
+        cause=cause, parameters={"account": account.number, **(parameters or {})},
+        sequence=_sequence_next(subscription) if subscription is not None else None,
+    )
+    transaction.on_commit(lambda: _send_soon(request.pk))
+    return request
+
+
+def _send_soon(request_pk: int) -> None:
+    from ..tasks import provisioning_request_send_task
+
+    try:
+        provisioning_request_send_task.delay(request_pk)
+    except Exception:  # noqa: BLE001 — a broker outage must not fail the action; beat sends it later
+        import logging
+
+        logging.getLogger(__name__).warning("Could not queue provisioning request %s; the dispatcher will send it.", request_pk)
+
+
+# --- account changes (accounts/services.py calls this in its transaction) ---------------------
+
+ACCOUNT_COMMANDS = {
+    ACCOUNT_SUSPEND: (Kind.SUSPEND_ACCOUNT, {}),
+    ACCOUNT_REACTIVATE: (Kind.UPDATE_ACCOUNT, {"status": "ACTIVE"}),
+    ACCOUNT_TERMINATE: (Kind.CANCEL_ACCOUNT, {}),
+    ACCOUNT_UPDATE: (Kind.UPDATE_ACCOUNT, {}),
+}
+
+
+def account_change_provision(*, account, cause: str) -> ProvisioningRequest | None:
+    """Tell the platform about an account change (suspend, reactivate, terminate, update).
+    Nothing is sent for an account the platform was never asked to create."""
+    if not account_known_to_platform(account):
+        return None
+    kind, parameters = ACCOUNT_COMMANDS[cause]
+    if cause == ACCOUNT_UPDATE:
+        parameters = {"classification": account.classification.code if account.classification_id else ""}
+    return provisioning_request_add(kind=kind, cause=cause, account=account, parameters=parameters)

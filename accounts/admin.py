@@ -129,6 +129,7 @@ class CustomerAccountAdmin(admin.ModelAdmin):
                 show_save_and_add_another=False,
                 **self._subscription_overview(request, account),
                 **self._billing_overview(request, account),
+                **self._payments_overview(request, account),
             )
         return super().change_view(request, object_id, form_url, extra_context)
 
@@ -155,6 +156,16 @@ class CustomerAccountAdmin(admin.ModelAdmin):
             return {}
         return {"billing": {"balance": ar_balance(account=account), "invoices": invoice_list_for_account(account=account, limit=10),
                             "statement": account_statement(account=account, limit=10)[::-1]}}
+
+    @staticmethod
+    def _payments_overview(request, account) -> dict:
+        """Credit, payment methods, payments and dunning (the payments app's panel)."""
+        from payments.selectors import customer_payments_overview
+
+        if not request.user.has_perm("payments.view_payment"):
+            return {}
+        return {"payments_panel": {**customer_payments_overview(account=account),
+                                   "can_take_payment": request.user.has_perm("payments.add_payment")}}
 
     def save_model(self, request, obj, form, change):
         if not change:

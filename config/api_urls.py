@@ -9,4 +9,5 @@ urlpatterns = [
     path("", include("subscriptions.api.urls_portal")),
     path("device/", include("subscriptions.api.urls_device")),
     path("", include("billing.api.urls")),
+    path("", include("payments.api.urls")),
 ]

@@ -10,7 +10,8 @@ numbered documents and balanced ledger entries.
 - ``credit_note_issue`` (the ``CreditNoteIssue`` action, on a POSTED invoice) gives back all
   of an invoice or part of some lines, reverses AR, revenue and tax for that part, and
   cancels the invoice once everything on it is credited. It never credits more than was
-  invoiced.
+  invoiced. On a deferred (recurring) line it takes what is not yet recognized from
+  DEFERRED_REVENUE and only the rest from REVENUE_RECURRING (``recognition``; docs/revenue.md).
 - ``usage_bill_if_due`` applies the billing term scheme's usage billing rules right after
   an order (in the order's transaction): "max unbilled UDRs = 1" invoices every order at
   once.
@@ -42,12 +43,14 @@ from core.validation import Errors, error_add, errors_raise
 
 from ..models import CreditNote, CreditNoteLine, Invoice, InvoiceLine, JournalEntry, UsageDetailRecord
 from ..selectors import billing_country_for, tax_rate_for
+from . import recognition
 from .ledger import Leg, journal_post
 from .taxes import gross_split, line_amounts
 
 ZERO = Decimal("0.00")
 DRAFT, POSTED, CANCELLED = Invoice.State.DRAFT, Invoice.State.POSTED, Invoice.State.CANCELLED
 REVENUE_LEDGERS = ("REVENUE_PPV", "REVENUE_RECURRING", "REVENUE_ONE_TIME", "DEFERRED_REVENUE")
+COLLECT_BATCH = 100
 REVENUE_BY_SERVICE_TYPE = {ProductType.ServiceType.USAGE: "REVENUE_PPV", ProductType.ServiceType.TERMED: "REVENUE_RECURRING"}
 
 
@@ -224,12 +227,28 @@ class InvoicePost(AuditedAction):
         invoice.state = POSTED
         invoice.save(update_fields=["number", "issued_at", "journal_entry", "state"])
         UsageDetailRecord.objects.filter(invoice_line__invoice=invoice).update(state=UsageDetailRecord.State.BILLED)
+        invoices_collect_on_commit([invoice])
         return invoice
 
     def record(self, invoice, *, executed, reasons, performed_by, channel, changes):
         if executed:
             changes = {**changes, "number": [None, invoice.number], "gross_total": [None, str(invoice.gross_total)]}
         super().record(invoice, executed=executed, reasons=reasons, performed_by=performed_by, channel=channel, changes=changes)
+
+
+def invoices_collect_on_commit(invoices: Iterable[Invoice]) -> None:
+    """Automatic collection (payments charges the default method) of invoices just posted,
+    once their transaction commits: one Celery message per batch of 100 invoices, so a
+    billing run's chunk does not pay a broker round trip per invoice."""
+    arguments = [(invoice.pk,) for invoice in invoices if invoice.gross_total > 0]
+    if not arguments:
+        return
+    from payments.tasks import invoice_collect_task
+
+    if len(arguments) == 1:
+        transaction.on_commit(lambda: invoice_collect_task.delay(*arguments[0]))
+    else:
+        transaction.on_commit(lambda: invoice_collect_task.chunks(arguments, COLLECT_BATCH).apply_async())
 
 
 def invoice_post(*, invoice: Invoice, performed_by=None, channel: str = Channel.SYSTEM) -> Invoice:
@@ -303,6 +322,36 @@ def _credits(invoice: Invoice, lines: Mapping | None) -> tuple[list[_Credit], li
     return credits, problems
 
 
+def _deferred_credit_splits(credits: list[_Credit]) -> dict[int, list[recognition.ComponentCredit]]:
+    """For credits on deferred (recurring) lines: per component, the part not yet
+    recognized (from DEFERRED_REVENUE) and the part already recognized (from
+    REVENUE_RECURRING). Waits for a running recognition job so both read the same state."""
+    deferred = [c for c in credits if c.revenue_ledger == recognition.DEFERRED]
+    if not deferred:
+        return {}
+    recognition.deferred_credit_lock()
+    return {c.line.pk: recognition.deferred_credit_split(line=c.line, net=c.net) for c in deferred}
+
+
+def _credit_legs(account: AccountsReceivable, credits: list[_Credit],
+                 deferred: Mapping[int, list[recognition.ComponentCredit]]) -> list[Leg]:
+    """The mirror of the invoice's legs: Cr AR gross / Dr revenue net / Dr TAX_PAYABLE tax,
+    except that a deferred line debits DEFERRED_REVENUE only for what is not yet recognized
+    and REVENUE_RECURRING for the rest."""
+    gross, tax = ZERO, ZERO
+    revenue: dict[str, Decimal] = defaultdict(lambda: ZERO)
+    for credit in credits:
+        gross, tax = gross + credit.gross, tax + credit.tax
+        if credit.line.pk in deferred:
+            for part in deferred[credit.line.pk]:
+                revenue[recognition.DEFERRED] += part.from_deferred
+                revenue[recognition.RECURRING] += part.from_revenue
+        else:
+            revenue[credit.revenue_ledger] += credit.net
+    legs = [Leg("AR", -gross, account), *(Leg(code, net) for code, net in sorted(revenue.items())), Leg("TAX_PAYABLE", tax)]
+    return [leg for leg in legs if leg.amount != 0]
+
+
 class CreditNoteIssue(AuditedAction):
     """A credit note on a POSTED invoice; when everything on it is credited the invoice
     becomes CANCELLED (the only way an invoice is cancelled)."""
@@ -320,8 +369,9 @@ class CreditNoteIssue(AuditedAction):
         credits, _problems = _credits(invoice, lines)
         issued_at = timezone.now()
         number = document_number(series="CN", on=timezone.localdate(issued_at))
+        deferred = _deferred_credit_splits(credits)
         entry = journal_post(kind=JournalEntry.Kind.CREDIT_NOTE, reference=f"credit_note:{number}",
-                             legs=_legs(invoice.account, credits, sign=-1), currency=invoice.currency,
+                             legs=_credit_legs(invoice.account, credits, deferred), currency=invoice.currency,
                              account=invoice.account, description=f"Credit note {number} on invoice {invoice.number}")
         note = CreditNote.objects.create(
             number=number, invoice=invoice, account=invoice.account, currency=invoice.currency, reason=reason.strip()[:500],
@@ -329,11 +379,15 @@ class CreditNoteIssue(AuditedAction):
             net_total=sum((c.net for c in credits), ZERO), tax_total=sum((c.tax for c in credits), ZERO),
             gross_total=sum((c.gross for c in credits), ZERO), journal_entry=entry,
         )
-        CreditNoteLine.objects.bulk_create(
+        credit_lines = CreditNoteLine.objects.bulk_create(
             CreditNoteLine(credit_note=note, invoice_line=c.line, description=c.line.description, net=c.net,
                            tax_rate=c.line.tax_rate, tax=c.tax, gross=c.gross, revenue_ledger=c.line.revenue_ledger)
             for c in credits
         )
+        for credit_line in credit_lines:
+            if credit_line.invoice_line_id in deferred:
+                recognition.deferred_credit_record(credit_line=credit_line, credits=deferred[credit_line.invoice_line_id],
+                                                   entry=entry, on=timezone.localdate(issued_at))
         credited = CreditNoteLine.objects.filter(invoice_line__invoice=invoice).aggregate(total=Sum("gross"))["total"]
         if credited == invoice.gross_total:
             invoice.state = CANCELLED

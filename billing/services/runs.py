@@ -21,7 +21,7 @@ The work is split into chunks of accounts (``BillingRunChunk``) that Celery work
 with ``FOR UPDATE SKIP LOCKED``. A chunk is billed in one transaction and written
 set-based (a handful of bulk INSERTs for all its invoices, lines, journal entries and
 postings, one block of gapless numbers), because posting invoices one by one costs ~20
-queries each. If a worker dies, the chunk's transaction rolls back and the chunk stays
+queries each. Once committed, the invoices go to automatic collection (payments). If a worker dies, the chunk's transaction rolls back and the chunk stays
 PENDING for the next worker: a run is resumed by dispatching it again.
 
 An account that cannot be billed (no tax rate, no recurring rate, another currency) is
@@ -58,7 +58,7 @@ from ..models import (
     BilledPeriod, BillingRun, BillingRunChunk, BillingTermScheme, Invoice, InvoiceLine, JournalEntry, LedgerAccount,
     OneTimeCharge, Posting, PromotionGrant, TaxRate, UsageDetailRecord,
 )
-from .invoicing import _legs, _usage_line_description, revenue_ledger_for
+from .invoicing import _legs, _usage_line_description, invoices_collect_on_commit, revenue_ledger_for
 from .taxes import line_amounts
 
 CHUNK_ACCOUNTS = 500
@@ -497,6 +497,7 @@ def bills_write(*, bills: Sequence[AccountBill], run: BillingRun | None, issued_
     if billed_udrs:
         UsageDetailRecord.objects.filter(pk__in=billed_udrs).update(state=UsageDetailRecord.State.BILLED)
     _one_time_charges_billed(billed_charges)
+    invoices_collect_on_commit(invoices)
     return invoices
 
 

@@ -118,10 +118,18 @@ CELERY_BEAT_SCHEDULE: dict = {
     "purge-idempotency-records": {"task": "core.tasks.idempotency_records_purge_task", "schedule": 3600.0},
     "purge-pairing-codes": {"task": "subscriptions.tasks.pairing_codes_purge_task", "schedule": 3600.0},
     # A run missed while no worker was up is dropped (the next one picks the actions up).
+    # Dunning: retries, reminders and resting of customers with overdue balances.
+    "run-dunning": {"task": "payments.tasks.dunning_run_task", "schedule": 3600.0, "options": {"expires": 3500.0}},
     "run-due-subscription-actions": {"task": "subscriptions.tasks.subscription_actions_run_due_task", "schedule": 60.0,
                                      "options": {"expires": 55.0}},
     # Bulk UDR rating: starts rating tasks for the PENDING backlog (more workers, more throughput).
     "dispatch-udr-rating": {"task": "billing.tasks.udr_rating_dispatch_task", "schedule": 60.0, "options": {"expires": 55.0}},
+    # Revenue recognition through yesterday; hourly so a missed night is caught up (idempotent).
+    "recognize-revenue": {"task": "billing.tasks.revenue_recognize_task", "schedule": 3600.0, "options": {"expires": 3500.0}},
+    # Provisioning: send due (new or retried) requests; compare entitlements with Nagra nightly.
+    "dispatch-provisioning-requests": {"task": "provisioning.tasks.provisioning_requests_dispatch_task", "schedule": 30.0,
+                                       "options": {"expires": 25.0}},
+    "reconcile-provisioning": {"task": "provisioning.tasks.provisioning_reconcile_task", "schedule": 86400.0},
     # Billing runs a worker died in carry on (chunks in progress elsewhere are skipped).
     "resume-billing-runs": {"task": "billing.tasks.billing_runs_resume_task", "schedule": 300.0, "options": {"expires": 290.0}},
 }
@@ -201,6 +209,9 @@ SPECTACULAR_SETTINGS = {
         "SubscriptionStateEnum": "subscriptions.models.Subscription.State",
         "UsageRecordStateEnum": "billing.models.UsageDetailRecord.State",
         "InvoiceStateEnum": "billing.models.Invoice.State",
+        "PaymentMethodKindEnum": "payments.models.MethodKind",
+        "PaymentStateEnum": "payments.models.Payment.State",
+        "PaymentMethodStateEnum": "payments.models.PaymentMethod.State",
     },
     # Swagger UI served from our own static files (drf-spectacular-sidecar), not a CDN.
     "SWAGGER_UI_DIST": "SIDECAR",
@@ -216,8 +227,31 @@ DEVICE_SLOT_COOLDOWN_HOURS = env_int("DEVICE_SLOT_COOLDOWN_HOURS", 24)
 STREAM_STALE_SECONDS = env_int("STREAM_STALE_SECONDS", 120)
 PAIRING_CODE_MINUTES = env_int("PAIRING_CODE_MINUTES", 10)
 
+# Nagra provisioning (docs/provisioning.md). NAGRA_ENDPOINT, when not empty, is where every
+# Nagra provider's commands go; the default is the local simulator (`manage.py
+# nagra_simulator --port 8070`), so a laptop never talks to a real platform and, with no
+# simulator running, requests stay PENDING with a clear error. Set NAGRA_ENDPOINT="" to use
+# each provider's own endpoint (production).
+NAGRA_ENDPOINT = env_str("NAGRA_ENDPOINT", "http://127.0.0.1:8070/smsservice_1.2")
+NAGRA_CONNECT_TIMEOUT = float(env_str("NAGRA_CONNECT_TIMEOUT", "3"))
+NAGRA_OPERATION_TIMEOUT = float(env_str("NAGRA_OPERATION_TIMEOUT", "10"))
+NAGRA_RETRY_BASE_SECONDS = env_int("NAGRA_RETRY_BASE_SECONDS", 30)
+NAGRA_RETRY_MAX_SECONDS = env_int("NAGRA_RETRY_MAX_SECONDS", 3600)
+NAGRA_RETRY_MAX_ATTEMPTS = env_int("NAGRA_RETRY_MAX_ATTEMPTS", 20)
+PROVISIONING_CREDENTIALS = {"NAGRA": {"username": env_str("NAGRA_USERNAME", ""), "password": env_str("NAGRA_PASSWORD", "")}}
+
 # How long a stored Idempotency-Key response is replayed.
 IDEMPOTENCY_KEY_TTL_HOURS = env_int("IDEMPOTENCY_KEY_TTL_HOURS", 24)
+
+# --- Stripe (payments/gateways/stripe.py) ------------------------------------------------
+# The API version is pinned: Stripe changes object shapes between versions, and ours must
+# not move under us when the library is upgraded. STRIPE_API_BASE points tests at localstripe.
+STRIPE_API_BASE = env_str("STRIPE_API_BASE", "https://api.stripe.com")
+STRIPE_SECRET_KEY = env_str("STRIPE_SECRET_KEY", "sk_test_not_configured")
+STRIPE_PUBLISHABLE_KEY = env_str("STRIPE_PUBLISHABLE_KEY", "pk_test_not_configured")
+STRIPE_WEBHOOK_SECRET = env_str("STRIPE_WEBHOOK_SECRET", "whsec_not_configured")
+STRIPE_WEBHOOK_TOLERANCE_SECONDS = env_int("STRIPE_WEBHOOK_TOLERANCE_SECONDS", 300)
+STRIPE_API_VERSION = env_str("STRIPE_API_VERSION", "2026-10-28.endive")
 
 LOGGING = {
     "version": 1,

@@ -112,6 +112,19 @@ def main() -> int:
                 status, body = request(f"{base}/api/v1/invoices/{invoices[0]['id']}/document/?format=pdf", token=token, accept="*/*")
                 check("the invoice downloads as a PDF", status == 200 and body.startswith(b"%PDF"), f"status {status}")
 
+            # A billing run on SQLite: Maria's decoder (sold, €49.00) and her Sports Pack's
+            # first days (after its free week) go on one invoice; the amounts add up there too.
+            completed = subprocess.run(manage + ["billing_run"], env=env, cwd=ROOT, capture_output=True, text=True)
+            check("manage.py billing_run bills the demo customers", completed.returncode == 0 and "Completed," in completed.stdout,
+                  (completed.stdout + completed.stderr)[-2000:])
+            status, body = request(f"{base}/api/v1/invoices/", token=token)
+            invoices = json.loads(body).get("results", []) if status == 200 else []
+            run_invoice = invoices[0] if invoices else {}
+            status, body = request(f"{base}/api/v1/invoices/{run_invoice.get('id')}/", token=token)
+            lines = [line["description"] for line in json.loads(body).get("lines", [])] if status == 200 else []
+            check("the run's invoice lists the decoder and the Sports Pack",
+                  "Thomson decoder" in lines and any(line.startswith("Sports Pack") for line in lines), f"{status} {body[:400]!r}")
+
             status, body = request(f"{base}/api/v1/me/")
             check("anonymous GET /api/v1/me/ is refused with the error format",
                   status == 401 and json.loads(body)["error"]["code"] == "not_authenticated", f"{status} {body[:300]!r}")

@@ -1,7 +1,8 @@
 """Demo subscriptions: the demo customers can order PPV movies straight away.
 
 Maria (Normal) and Andreas (VIP) each get an EFFECTIVE subscription on the "Normal" billing
-term scheme holding an EFFECTIVE PPV Service; Maria also has a Thomson decoder installed.
+term scheme holding an EFFECTIVE PPV Service; Maria also has the Sports Pack (a free week,
+then €9.99 a month) and a Thomson decoder she bought (a one-time charge on her next bill).
 Loaded through the same services the call center uses; idempotent.
 """
 
@@ -31,6 +32,7 @@ def demo_scheme() -> BillingTermScheme:
 def demo_subscriptions_load() -> list[Subscription]:
     scheme = demo_scheme()
     ppv, decoder = Product.objects.get(code="PPV-SERVICE"), Product.objects.get(code="THOMSON-DECODER")
+    sports = Product.objects.get(code="SPORTS-PACK")
     subscriptions = []
     for email, serial in DEMO:
         account = AccountsReceivable.objects.filter(contact__email=email).order_by("created_at").first()
@@ -41,6 +43,8 @@ def demo_subscriptions_load() -> list[Subscription]:
             subscription = subscription_create(account=account, billing_term_scheme=scheme, **SYSTEM)
             subscription_service_add(subscription=subscription, product=ppv, transaction_reference=f"demo-ppv-{account.number}", **SYSTEM)
             if serial:
+                subscription_service_add(subscription=subscription, product=sports,
+                                         transaction_reference=f"demo-sports-{account.number}", **SYSTEM)
                 installed_item_add(subscription=subscription, product=decoder, serial_number=serial,
                                    transaction_reference=f"demo-decoder-{account.number}", **SYSTEM)
             subscription_activate(subscription=subscription, transaction_reference=f"demo-activate-{account.number}", **SYSTEM)

@@ -12,7 +12,7 @@ PYTEST_ARGS ?=
 help:
 	@echo "make run    - set up and serve admin + API on http://$(HOST):$(PORT)/ with demo data"
 	@echo "make test   - full suite on throwaway PostgreSQL + Redis, then the SQLite smoke lane"
-	@echo "make bench  - benchmarks (rating pipeline) on throwaway PostgreSQL; see docs/benchmarks.md"
+	@echo "make bench  - benchmarks (rating, HTTP orders, billing run) on throwaway PostgreSQL; see docs/benchmarks.md"
 	@echo "make clean  - remove the virtualenv and the local database"
 
 # --- environment ------------------------------------------------------------------------
@@ -48,7 +48,7 @@ test-suite: $(VENV)/.installed-dev
 
 # Benchmarks on throwaway PostgreSQL (figures printed, not a pass/fail test); see bench/README.md.
 bench: $(VENV)/.installed-dev
-	$(PY) scripts/testenv.py -- $(PY) bench/rating.py $(BENCH_ARGS)
+	$(PY) scripts/testenv.py -- $(PY) bench/run.py $(BENCH_ARGS)
 
 smoke: $(VENV)/.installed-dev
 	$(PY) scripts/smoke.py

@@ -6,13 +6,19 @@ Needs PostgreSQL: ``scripts/testenv.py -- .venv/bin/python bench/rating.py`` (wh
 1. migrate, load the Company ZX catalog, and create ACCOUNTS accounts with an EFFECTIVE
    subscription holding the PPV Service (a fifth of them VIP);
 2. generate N PENDING usage records with COPY (movies, day and night, over a week);
-3. time the pipeline end to end — claim (FOR UPDATE SKIP LOCKED) → rate (the one rating
-   function) → write (one set-based UPDATE per chunk) — until nothing is PENDING. Billing
-   is EXCLUDED: the subscriptions' scheme has no usage rules, so invoicing waits for the
-   billing run (timed by its own benchmark);
+3. time the rating pipeline — claim (FOR UPDATE SKIP LOCKED) → rate (the one rating
+   function) → write (one set-based UPDATE per chunk) — until nothing is PENDING, with
+   the subscriptions on a scheme without usage rules (usage waits for the billing run);
 4. time the reference: a hand-written psycopg COPY of the same final rated rows into a
    scratch copy of the table (same columns, constraints and indexes);
-5. print UDRs/s, reference rows/s and the ratio against the targets (DESIGN.md §5).
+5. the same backlog again, reset to PENDING, with one worker process per CPU;
+6. end to end with charging: BILLED accounts get a second subscription, on the Company ZX
+   "Normal" scheme (every usage invoiced at once, CY VAT), BILLED PENDING records are
+   generated for those, and
+   claim → rate → charge (instant invoice) → ledger (its journal entry) is timed, against
+   a psycopg COPY of every row that run wrote (records, invoices, lines, journal entries,
+   postings, audit rows, ...) into scratch copies of their tables;
+7. print UDRs/s, reference rows/s and the ratios against the targets (DESIGN.md §5).
 """
 
 from __future__ import annotations
@@ -36,12 +42,14 @@ import django  # noqa: E402
 django.setup()
 
 from django.core.management import call_command  # noqa: E402
-from django.db import connection  # noqa: E402
+from django.db import connection, transaction  # noqa: E402
 from django.db.models import Count  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
+from accounts.models import AccountsReceivable  # noqa: E402
+from billing.demo import demo_billing_load  # noqa: E402
 from billing.models import BillingTermScheme, UsageDetailRecord  # noqa: E402
-from billing.services.rating_runs import udr_rate_chunk  # noqa: E402
+from billing.services.rating_runs import udr_rate_chunk, udr_rating_claim_and_rate  # noqa: E402
 from catalogs.demo import demo_catalog_load  # noqa: E402
 from catalogs.models import Product  # noqa: E402
 from subscriptions.models import Subscription, SubscriptionService  # noqa: E402
@@ -51,7 +59,6 @@ from tests.factories import customer_create  # noqa: E402
 TARGET_RATE, TARGET_RATIO = 10_000, 0.5
 START = datetime(2026, 11, 16, tzinfo=ZoneInfo("Europe/Nicosia"))
 TABLE = UsageDetailRecord._meta.db_table
-SCRATCH = "bench_udr_reference"
 
 
 def world(accounts: int) -> list[tuple[int, int]]:
@@ -59,11 +66,17 @@ def world(accounts: int) -> list[tuple[int, int]]:
     call_command("migrate", verbosity=0)
     demo_catalog_load()
     scheme = BillingTermScheme.objects.create(name="Bench periodic", kind="NORMAL", state="EFFECTIVE")
+    accounts_made = [customer_create(first_name=f"Bench{n}", email=f"bench{n}@example.com", portal=False,
+                                     classification="VIP" if n % 5 == 0 else "NORMAL") for n in range(accounts)]
+    return _subscriptions(accounts_made, scheme)
+
+
+def _subscriptions(accounts: list, scheme: BillingTermScheme) -> list[tuple[int, int]]:
+    """An EFFECTIVE subscription on ``scheme`` holding the PPV Service for each account."""
     ppv = Product.objects.get(code="PPV-SERVICE")
     pairs = []
-    for n in range(accounts):
-        account = customer_create(first_name=f"Bench{n}", email=f"bench{n}@example.com", portal=False,
-                                  classification="VIP" if n % 5 == 0 else "NORMAL")
+    for account in accounts:
+        account = account if hasattr(account, "pk") else AccountsReceivable.objects.get(pk=account)
         subscription = subscription_create(account=account, billing_term_scheme=scheme)
         pairs.append((account.pk, subscription.pk))
     Subscription.objects.filter(pk__in=[sub for _, sub in pairs]).update(state="EFFECTIVE")
@@ -72,7 +85,7 @@ def world(accounts: int) -> list[tuple[int, int]]:
     return pairs
 
 
-def generate(pairs: list[tuple[int, int]], count: int) -> None:
+def generate(pairs: list[tuple[int, int]], count: int, source: str = "BENCH") -> None:
     """``count`` PENDING records with COPY (fast, and what a source system's bulk load does)."""
     movies = list(Product.objects.filter(code__in=["LOTR", "LIMITLESS", "SERENDIPITY"]).values_list("pk", flat=True))
     rng = random.Random(5)
@@ -83,7 +96,7 @@ def generate(pairs: list[tuple[int, int]], count: int) -> None:
         for n in range(count):
             account, subscription = pairs[n % len(pairs)]
             usage_at = START + timedelta(minutes=rng.randrange(7 * 24 * 60))
-            copy.write_row((account, subscription, rng.choice(movies), usage_at, "SYSTEM", "BENCH", f"B-{n}", "", "",
+            copy.write_row((account, subscription, rng.choice(movies), usage_at, "SYSTEM", source, f"B-{n}", "", "",
                             "PENDING", "", now))
     with connection.cursor() as cursor:
         cursor.execute(f"ANALYZE {TABLE}")
@@ -123,21 +136,60 @@ def reset() -> None:
         cursor.execute(f"VACUUM ANALYZE {TABLE}")
 
 
-def reference() -> tuple[int, float]:
-    """COPY the final rated rows into a scratch copy of the table, by hand (rows read before timing)."""
+def reference(where: dict[str, str] | None = None) -> tuple[int, float]:
+    """COPY the given rows of each table (default: the BENCH records) into a scratch copy of
+    the table, by hand, in one transaction; rows are read before timing. Returns (rows, s)."""
+    where = where or {TABLE: "source = 'BENCH'"}
     with connection.cursor() as cursor:
-        cursor.execute(f"DROP TABLE IF EXISTS {SCRATCH}")
-        cursor.execute(f"CREATE TABLE {SCRATCH} (LIKE {TABLE} INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING INDEXES)")
-        cursor.execute(f"SELECT * FROM {TABLE} WHERE source = 'BENCH'")
-        columns = [column.name for column in cursor.description]
-        rows = cursor.fetchall()
+        batches = []
+        for table, condition in where.items():
+            scratch = f"bench_ref_{table}"[:63]
+            cursor.execute(f"DROP TABLE IF EXISTS {scratch}")
+            cursor.execute(f"CREATE TABLE {scratch} (LIKE {table} INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING INDEXES)")
+            cursor.execute(f"SELECT * FROM {table} WHERE {condition}")
+            batches.append((scratch, [column.name for column in cursor.description], cursor.fetchall()))
         started = time.perf_counter()
-        with cursor.cursor.copy(f"COPY {SCRATCH} ({', '.join(columns)}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
+        with transaction.atomic():
+            for scratch, columns, rows in batches:
+                with cursor.cursor.copy(f"COPY {scratch} ({', '.join(columns)}) FROM STDIN") as copy:
+                    for row in rows:
+                        copy.write_row(row)
         elapsed = time.perf_counter() - started
-        cursor.execute(f"DROP TABLE {SCRATCH}")
-    return len(rows), elapsed
+        for scratch, _columns, _rows in batches:
+            cursor.execute(f"DROP TABLE {scratch}")
+    return sum(len(rows) for _scratch, _columns, rows in batches), elapsed
+
+
+def _id_tables() -> dict[str, int]:
+    """Every table of the schema with an ``id`` column, and its highest id now."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT table_name FROM information_schema.columns WHERE table_schema = 'public' "
+                       "AND column_name = 'id' AND table_name NOT LIKE 'bench_%' ORDER BY table_name")
+        tables = [row[0] for row in cursor.fetchall()]
+        marks = {}
+        for table in tables:
+            cursor.execute(f'SELECT coalesce(max(id), 0) FROM "{table}"')
+            marks[table] = cursor.fetchone()[0]
+    return marks
+
+
+def end_to_end(pairs: list[tuple[int, int]], count: int, chunk_size: int) -> tuple[int, float, dict, int, float]:
+    """Claim → rate → charge → ledger for ``count`` new records of subscriptions billed at
+    once; returns (records, seconds, rows written per table, reference rows, reference s)."""
+    scheme = demo_billing_load()["scheme"]
+    billed_pairs = _subscriptions([account for account, _sub in pairs[:count]], scheme)
+    generate(billed_pairs, count, source="BENCH-BILLED")
+    before = _id_tables()
+    connection.close()
+    started, processed = time.perf_counter(), 0
+    while done := udr_rating_claim_and_rate(chunk_size=chunk_size):
+        processed += done
+    elapsed = time.perf_counter() - started
+    after = _id_tables()
+    written = {table: after[table] - mark for table, mark in before.items() if after.get(table, 0) > mark}
+    where = {TABLE: "source = 'BENCH-BILLED'", **{table: f"id > {before[table]}" for table in written}}
+    copied, copy_elapsed = reference(where)
+    return processed, elapsed, written, copied, copy_elapsed
 
 
 def machine() -> str:
@@ -154,6 +206,7 @@ def main() -> int:
     parser.add_argument("--accounts", type=int, default=2_000)
     parser.add_argument("--chunk-size", type=int, default=1_000)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2, help="Processes for the parallel run.")
+    parser.add_argument("--billed", type=int, default=1_000, help="Records for the end-to-end run with instant billing.")
     args = parser.parse_args()
     if connection.vendor != "postgresql":
         print("bench/rating.py needs PostgreSQL: run it through scripts/testenv.py (make bench).")
@@ -168,6 +221,9 @@ def main() -> int:
     copied, copy_elapsed = reference()
     reset()
     parallel, parallel_elapsed = pipeline_parallel(args.workers, args.chunk_size)
+    billed, billed_elapsed, written, billed_copied, billed_copy_elapsed = end_to_end(pairs, args.billed, args.chunk_size)
+    billed_states = dict(UsageDetailRecord.objects.filter(source="BENCH-BILLED").values_list("state")
+                         .annotate(n=Count("pk")).order_by())
     rate, reference_rate = processed / elapsed, copied / copy_elapsed
     ratio, parallel_rate = rate / reference_rate, parallel / parallel_elapsed
     print(f"machine: {machine()}")
@@ -181,6 +237,14 @@ def main() -> int:
     print(f"pipeline with {args.workers} worker processes (same backlog, reset to PENDING): {parallel} UDRs in "
           f"{parallel_elapsed:.2f}s = {parallel_rate:,.0f} UDRs/s, ratio {parallel_rate / reference_rate:.2f}"
           f"{'' if parallel == args.records else '  WRONG COUNT'}")
+    billed_rate = billed / billed_elapsed
+    print(f"end to end with instant billing (claim -> rate -> charge -> ledger, 1 worker, chunk {args.chunk_size}): "
+          f"{billed} UDRs in {billed_elapsed:.2f}s = {billed_rate:,.0f} UDRs/s  [target >= {TARGET_RATE:,}] "
+          f"{'OK' if billed_rate >= TARGET_RATE else 'BELOW TARGET'}; final states {billed_states}")
+    print(f"  rows it wrote: {', '.join(f'{table} {rows}' for table, rows in sorted(written.items()))}")
+    print(f"  reference (psycopg COPY of those {billed_copied} rows, same tables): {billed_copy_elapsed:.2f}s; "
+          f"ratio (reference time / pipeline time) {billed_copy_elapsed / billed_elapsed:.3f}  [target >= {TARGET_RATIO}] "
+          f"{'OK' if billed_copy_elapsed / billed_elapsed >= TARGET_RATIO else 'BELOW TARGET'}")
     return 0
 
 

@@ -38,7 +38,8 @@ class RejectedRecordSerializer(serializers.Serializer):
 
 
 class UsageBatchOutSerializer(serializers.Serializer):
-    accepted = serializers.IntegerField(help_text="New records stored PENDING (rated by the rating workers).")
+    accepted = serializers.IntegerField(help_text="Records stored PENDING (rated by the rating workers), reopened ones included.")
+    reopened = serializers.IntegerField(help_text="Of those, REJECTED records reopened by a corrected resend.")
     duplicates = serializers.IntegerField(help_text="Records already received from this source: ignored.")
     rejected = RejectedRecordSerializer(many=True)
 

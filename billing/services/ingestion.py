@@ -12,6 +12,15 @@ it names a known account and product it is stored REJECTED with its reasons (so 
 sees it next to the account's usage); otherwise there is nothing to attach it to and it is
 only reported back to the source. A rejected record without a usable ``usage_at`` is
 stored with the time it was received (the column is required) and says so in its reason.
+
+A REJECTED record can be *reopened* by a corrected resend: the source sends the same
+(source, external_id) again, valid now and with changed content (another field value, or a
+record that was refused on arrival). The stored record takes the resent fields, loses its
+price and rejection reason and goes back to PENDING, so the next rating prices it; an audit
+row keeps what changed and why it had been rejected. Everything else that comes again is a
+replay and ignored: a resend of a record that was accepted (PENDING, RATED, BILLED,
+CANCELLED), an identical resend of a rejected one, and a resend that is still invalid (the
+stored record keeps its fields and reasons; a source replaying a batch is not told again).
 """
 
 from __future__ import annotations
@@ -26,6 +35,7 @@ from django.utils.dateparse import parse_datetime
 from accounts.models import AccountsReceivable
 from catalogs.models import ContentTitle, Product
 from core.choices import Channel
+from core.services import audit_changes, audit_record
 from subscriptions.models import Device, Subscription
 
 from ..models import UsageDetailRecord
@@ -33,20 +43,28 @@ from ..models import UsageDetailRecord
 MAX_EXTERNAL_ID = UsageDetailRecord._meta.get_field("external_id").max_length
 MAX_SOURCE = UsageDetailRecord._meta.get_field("source").max_length
 MAX_REASON = UsageDetailRecord._meta.get_field("rejection_reason").max_length
+# What a source sends and a resend may correct, as stored on the record.
+CONTENT_FIELDS = ("account_id", "product_id", "usage_at", "subscription_id", "title_id", "device_id", "channel")
+# Fields whose problems ingestion reports as "field: ..."; a stored reason starting so was
+# refused on arrival (not by the rating), where what was sent may not be what was stored.
+CHECKED_FIELDS = ("external_id", "account", "product", "usage_at", "subscription", "title", "device", "channel")
 
 
 @dataclass
 class IngestResult:
-    """What happened to a batch: new PENDING records, replays ignored, and every refused
-    record as (its index in the batch, the reasons)."""
+    """What happened to a batch: records stored PENDING (new, or REJECTED ones reopened by a
+    corrected resend — ``reopened`` counts those among ``accepted``), replays ignored, and
+    every refused record as (its index in the batch, the reasons)."""
 
     accepted: int = 0
     duplicates: int = 0
     rejected: list[tuple[int, list[str]]] = field(default_factory=list)
+    reopened: int = 0
 
     def as_dict(self) -> dict:
         return {"accepted": self.accepted, "duplicates": self.duplicates,
-                "rejected": [{"index": index, "reasons": reasons} for index, reasons in self.rejected]}
+                "rejected": [{"index": index, "reasons": reasons} for index, reasons in self.rejected],
+                "reopened": self.reopened}
 
 
 @dataclass
@@ -58,7 +76,7 @@ class _References:
     subscriptions: dict[str, Subscription]
     titles: dict[str, ContentTitle]
     devices: dict[tuple[int, str], Device]
-    existing: set[str]
+    existing: dict[str, dict]
 
 
 def _text(record: dict, key: str) -> str:
@@ -78,8 +96,9 @@ def _references(source: str, records: list[dict]) -> _References:
         subscriptions={sub.number: sub for sub in Subscription.objects.filter(number__in=values("subscription"))},
         titles={title.code: title for title in ContentTitle.objects.filter(code__in=values("title"))},
         devices={(device.account_id, device.identifier): device for device in devices},
-        existing=set(UsageDetailRecord.objects.filter(source=source, external_id__in=values("external_id"))
-                     .values_list("external_id", flat=True)),
+        existing={row["external_id"]: row for row in UsageDetailRecord.objects.filter(
+            source=source, external_id__in=values("external_id")).values("pk", "external_id", "state", "rejection_reason",
+                                                                          *CONTENT_FIELDS)},
     )
 
 
@@ -159,11 +178,46 @@ def _udr(source: str, resolved: dict, reasons: list[str]) -> UsageDetailRecord:
     )
 
 
+def _content(resolved: dict) -> dict:
+    """The resolved record as the stored fields it would have."""
+    return {"account_id": resolved["account"].pk, "product_id": resolved["product"].pk, "usage_at": resolved["usage_at"],
+            "subscription_id": resolved["subscription"] and resolved["subscription"].pk,
+            "title_id": resolved["title"] and resolved["title"].pk, "device_id": resolved["device"] and resolved["device"].pk,
+            "channel": resolved["channel"]}
+
+
+def _corrects(stored: dict, resolved: dict, reasons: list[str]) -> bool:
+    """Whether a resend reopens the stored record: it was REJECTED, the resend is valid, and
+    the content changed — or the record was refused on arrival, where the stored fields may
+    not be what was sent (an unknown title is stored as none)."""
+    if stored["state"] != UsageDetailRecord.State.REJECTED or reasons:
+        return False
+    refused_on_arrival = stored["rejection_reason"].startswith(tuple(f"{name}: " for name in CHECKED_FIELDS))
+    return refused_on_arrival or any(stored[name] != value for name, value in _content(resolved).items())
+
+
+def _reopen(stored: dict, resolved: dict) -> bool:
+    """Give a REJECTED record the corrected fields and send it back to rating (PENDING),
+    audited. False if it is no longer REJECTED (a concurrent resend got there first)."""
+    content = _content(resolved)
+    reopened = UsageDetailRecord.objects.filter(pk=stored["pk"], state=UsageDetailRecord.State.REJECTED).update(
+        **content, state=UsageDetailRecord.State.PENDING, rejection_reason="", amount=None, currency="", catalog=None,
+        usage_service=None, tier=None, rate_reason="")
+    if reopened:
+        before = {name: stored[name] for name in (*CONTENT_FIELDS, "state")}
+        audit_record(target=UsageDetailRecord.objects.select_related("product").get(pk=stored["pk"]),
+                     action="reopened by a corrected resend",
+                     changes=audit_changes(before, {**content, "state": UsageDetailRecord.State.PENDING.value}),
+                     reasons=[stored["rejection_reason"]])
+    return bool(reopened)
+
+
 def udr_ingest(*, source: str, records: list[dict]) -> IngestResult:
     """Store a batch of usage records from ``source``; see the module docstring for the rules.
 
-    Returns counts of new PENDING records and of duplicates, and each refused record's
-    index and reasons (stored REJECTED when it names a known account and product).
+    Returns counts of new PENDING records, of REJECTED records reopened by a corrected
+    resend and of duplicates, and each refused record's index and reasons (stored REJECTED
+    when it names a known account and product).
     """
     source = (source or "").strip()
     result = IngestResult()
@@ -173,13 +227,19 @@ def udr_ingest(*, source: str, records: list[dict]) -> IngestResult:
     refs = _references(source, records)
     seen: set[str] = set()
     rows: list[UsageDetailRecord] = []
+    corrections: list[tuple[dict, dict]] = []
     for index, record in enumerate(records):
         if not isinstance(record, dict):
             result.rejected.append((index, ["The record must be an object."]))
             continue
         resolved, reasons = _validate(record, refs)
         external_id = resolved["external_id"]
-        if external_id and (external_id in refs.existing or external_id in seen):
+        stored = refs.existing.get(external_id)
+        if stored is not None and external_id not in seen and _corrects(stored, resolved, reasons):
+            seen.add(external_id)
+            corrections.append((stored, resolved))
+            continue
+        if external_id and (stored is not None or external_id in seen):
             result.duplicates += 1
             continue
         if reasons:
@@ -194,4 +254,10 @@ def udr_ingest(*, source: str, records: list[dict]) -> IngestResult:
         # A concurrent replay may have stored some of these since the look-up: the unique
         # constraint ignores them, so nothing is ever stored (or charged) twice.
         UsageDetailRecord.objects.bulk_create(rows, batch_size=1000, ignore_conflicts=True)
+        for stored, resolved in corrections:
+            if _reopen(stored, resolved):
+                result.accepted += 1
+                result.reopened += 1
+            else:
+                result.duplicates += 1
     return result

@@ -14,10 +14,15 @@ catalog, not in the catalog, the subscription lacks a required service, not a us
 service); nothing is priced silently.
 
 The chunk's results are written with one set-based ``UPDATE ... FROM unnest(...)`` on
-PostgreSQL, one UPDATE per record on SQLite. After the chunk commits, each subscription
-it touched is billed if its scheme's usage rules say so (``usage_bill_if_due``: "billed
-instantly" schemes invoice at once); a crash between the two leaves RATED usage that the
-next order or billing run bills.
+PostgreSQL (rows fetched by primary key, in table order), one UPDATE per record on SQLite.
+After the chunk commits, the subscriptions it touched are charged if their scheme's usage
+rules say so ("billed instantly" schemes invoice at once): on PostgreSQL all of them
+together, set-based, with the billing run's writer (one block of invoice numbers, bulk
+INSERTs of invoices, lines, journal entries and postings); on SQLite, and for a
+subscription the set-based path cannot bill, one by one with ``usage_bill_if_due`` as an
+order does. Either way each subscription gets one POSTED invoice for its RATED usage and
+its own journal entry (the AR leg names the customer's account). A crash between rating
+and charging leaves RATED usage that the next order, chunk or billing run bills.
 """
 
 from __future__ import annotations
@@ -27,17 +32,19 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from django.conf import settings
 from django.db import connection, transaction
+from django.utils import timezone
 
-from accounts.models import AccountsReceivable
+from accounts.models import Address
 from catalogs.models import Product, UsageServiceCatalog
 from catalogs.rating import RateQuote, operator_time_zone, rate_usage, usage_quotes_for, usage_service_quote
 from core.choices import LifecycleState
 from core.exceptions import ApplicationError
 from subscriptions.models import Subscription, SubscriptionService
 
-from ..models import UsageDetailRecord
-from .invoicing import usage_bill_if_due
+from ..models import Invoice, UsageDetailRecord
+from .invoicing import _rules_met, usage_bill_if_due
 
 State = UsageDetailRecord.State
 DEFAULT_CHUNK = 500
@@ -52,6 +59,7 @@ class _Pending:
     subscription_id: int | None
     product_id: int
     usage_at: datetime
+    classification: str  # the account's, read with the claim (no second query per chunk)
 
 
 @dataclass
@@ -70,23 +78,23 @@ class ChunkResult:
 class _Context:
     """What rating a chunk needs, loaded with a fixed number of queries."""
 
-    classification: dict[int, str]
     products: dict[int, Product]
     held: dict[int, list[Product]]
-    subscription_numbers: dict[int, str]
     breakpoints: list[datetime]
 
 
 def _claim(chunk_size: int) -> list[_Pending]:
     """Lock up to ``chunk_size`` PENDING records no other worker holds (oldest usage first;
-    the (state, usage_at) index serves it)."""
-    rows = (UsageDetailRecord.objects.select_for_update(skip_locked=True).filter(state=State.PENDING).order_by("usage_at")
-            .values_list("pk", "account_id", "subscription_id", "product_id", "usage_at")[:chunk_size])
+    the (state, usage_at) index serves it), with their account's classification (only the
+    records are locked: ``of=("self",)``)."""
+    rows = (UsageDetailRecord.objects.select_for_update(skip_locked=True, of=("self",)).filter(state=State.PENDING)
+            .order_by("usage_at")
+            .values_list("pk", "account_id", "subscription_id", "product_id", "usage_at", "account__classification__code")
+            [:chunk_size])
     return [_Pending(*row) for row in rows]
 
 
 def _context(pending: list[_Pending]) -> _Context:
-    account_ids = {udr.account_id for udr in pending}
     subscription_ids = {udr.subscription_id for udr in pending if udr.subscription_id}
     services = list(SubscriptionService.objects.filter(subscription_id__in=subscription_ids, state=LifecycleState.EFFECTIVE)
                     .order_by("product_id").values_list("subscription_id", "product_id"))
@@ -97,10 +105,8 @@ def _context(pending: list[_Pending]) -> _Context:
         held[subscription_id].append(held_products[product_id])
     bounds = UsageServiceCatalog.objects.filter(state=LifecycleState.EFFECTIVE).values_list("valid_from", "valid_until")
     return _Context(
-        classification=dict(AccountsReceivable.objects.filter(pk__in=account_ids).values_list("pk", "classification__code")),
         products=Product.objects.select_related("product_type").in_bulk({udr.product_id for udr in pending}),
         held=held,
-        subscription_numbers=dict(Subscription.objects.filter(pk__in=subscription_ids).values_list("pk", "number")),
         breakpoints=sorted({bound for pair in bounds for bound in pair if bound is not None}),
     )
 
@@ -110,14 +116,14 @@ def _group_key(udr: _Pending, ctx: _Context) -> tuple:
     services (None: no subscription, the condition is not checked) and no catalog's
     validity starts or ends between them."""
     held = None if udr.subscription_id is None else tuple(product.pk for product in ctx.held.get(udr.subscription_id, []))
-    return ctx.classification[udr.account_id], held, bisect_right(ctx.breakpoints, udr.usage_at)
+    return udr.classification, held, bisect_right(ctx.breakpoints, udr.usage_at)
 
 
 def _rejection_reason(udr: _Pending, ctx: _Context) -> str:
     """Why the rating function refuses this record, in its own words (rare: one record at a
     time, so the message is exact). Mirrors the order: a catalog whose required service the
     subscription does not hold is named as such."""
-    product, classification = ctx.products[udr.product_id], ctx.classification[udr.account_id]
+    product, classification = ctx.products[udr.product_id], udr.classification
     if not product.is_usage_service:
         return f"{product.code} is not a usage (pay-per-view) service."
     try:
@@ -130,7 +136,8 @@ def _rejection_reason(udr: _Pending, ctx: _Context) -> str:
     required = preview.required_services
     if required and not set(required) & set(held):
         names = " or ".join(str(service) for service in required)
-        return f"Subscription {ctx.subscription_numbers[udr.subscription_id]} does not hold an EFFECTIVE {names}, required to use {product}."
+        number = Subscription.objects.values_list("number", flat=True).get(pk=udr.subscription_id)
+        return f"Subscription {number} does not hold an EFFECTIVE {names}, required to use {product}."
     try:
         rate_usage(product=product, at=udr.usage_at, classification=classification, subscription_services=held)
     except ApplicationError as refusal:
@@ -186,7 +193,7 @@ def _fingerprint(quote: RateQuote) -> tuple:
 def _columns(outcome: dict[int, RateQuote | str]) -> list[tuple]:
     """One row per record: (pk, state, amount, currency, catalog, service, tier, reason, rejection)."""
     rows = []
-    for pk, quote in outcome.items():
+    for pk, quote in sorted(outcome.items(), key=lambda item: item[0]):  # table order: fewer page visits
         if isinstance(quote, str):
             rows.append((pk, State.REJECTED.value, None, "", None, None, None, "", quote[:MAX_REJECTION]))
         else:
@@ -202,8 +209,11 @@ UPDATE {table} AS u SET state = v.state, amount = v.amount, currency = v.currenc
 FROM unnest(%s::bigint[], %s::varchar[], %s::numeric[], %s::varchar[], %s::bigint[], %s::bigint[], %s::bigint[],
             %s::varchar[], %s::varchar[])
      AS v(id, state, amount, currency, catalog_id, usage_service_id, tier_id, rate_reason, rejection_reason)
-WHERE u.id = v.id AND u.state = 'PENDING'
+WHERE u.id = ANY(%s::bigint[]) AND u.id = v.id AND u.state = 'PENDING'
 """
+# ``u.id = ANY(ids)`` makes PostgreSQL fetch the chunk's rows by primary key; joined on
+# ``u.id = v.id`` alone it hashes every PENDING row of the table for each chunk, a cost
+# that grows with the backlog (measured: 20 of 54 ms per chunk of 1,000 at 50,000 rows).
 
 
 def _write(rows: list[tuple]) -> None:
@@ -215,8 +225,9 @@ def _write(rows: list[tuple]) -> None:
 
         connection.ensure_connection()
         with psycopg.Cursor(connection.connection) as cursor:
+            columns = [list(column) for column in zip(*rows)]
             cursor.execute(UPDATE_SQL.format(table=connection.ops.quote_name(UsageDetailRecord._meta.db_table)),
-                           [list(column) for column in zip(*rows)], binary=True)
+                           [*columns, columns[0]], binary=True)
         return
     for pk, state, amount, currency, catalog, service, tier, reason, rejection in rows:
         UsageDetailRecord.objects.filter(pk=pk, state=State.PENDING).update(
@@ -242,11 +253,105 @@ def udr_rate_chunk(*, chunk_size: int = DEFAULT_CHUNK) -> ChunkResult:
 
 
 def udr_bill_due(*, subscription_ids) -> int:
-    """Bill each subscription whose scheme's usage rules are met now; returns invoices made."""
-    invoices = 0
-    for subscription in Subscription.objects.select_related("billing_term_scheme", "account").filter(pk__in=subscription_ids).order_by("pk"):
+    """Bill each subscription whose scheme's usage rules are met now; returns invoices made.
+
+    On PostgreSQL the chunk's subscriptions are charged together, set-based
+    (``_bill_due_together``); a subscription that cannot be billed that way (another
+    currency than its account's, no tax rate) and every subscription on SQLite go through
+    ``usage_bill_if_due``, the path an order takes, one at a time."""
+    subscriptions = list(Subscription.objects.select_related("billing_term_scheme", "account")
+                         .filter(pk__in=subscription_ids).order_by("pk"))
+    subscriptions = [sub for sub in subscriptions if sub.billing_term_scheme and _has_usage_rules(sub.billing_term_scheme)]
+    invoices, one_by_one = 0, subscriptions
+    if connection.vendor == "postgresql" and subscriptions:
+        invoices, one_by_one = _bill_due_together(subscriptions)
+    for subscription in one_by_one:
         invoices += usage_bill_if_due(subscription=subscription) is not None
     return invoices
+
+
+def _has_usage_rules(scheme) -> bool:
+    return scheme.max_unbilled_udrs is not None or scheme.max_unbilled_amount is not None
+
+
+def _bill_due_together(subscriptions: list[Subscription]) -> tuple[int, list[Subscription]]:
+    """Charge every due subscription of a chunk in one transaction, with the billing run's
+    set-based writer (``runs.bills_write``: a block of gapless numbers, then a handful of
+    bulk INSERTs for all invoices, lines, journal entries and postings, one UPDATE marking
+    the usage BILLED) instead of ~25 queries per invoice. The outcome is what
+    ``usage_bill_if_due`` gives: one POSTED invoice per subscription and its RATED usage,
+    Dr AR (naming the customer's account) / Cr REVENUE_PPV / Cr TAX_PAYABLE per invoice,
+    free usage BILLED without an invoice. Returns (invoices made, subscriptions left for
+    the one-by-one path)."""
+    from .runs import AccountBill, AccountNotBillable, _usage_lines, bills_write
+
+    by_pk = {sub.pk: sub for sub in subscriptions}
+    left: list[Subscription] = []
+    made: list[Invoice] = []
+    with transaction.atomic():
+        udrs: dict[int, list[UsageDetailRecord]] = defaultdict(list)
+        for udr in (UsageDetailRecord.objects.select_for_update(of=("self",))
+                    .filter(subscription_id__in=by_pk, state=State.RATED, invoice_line__isnull=True)
+                    .select_related("product__product_type", "title").order_by("usage_at", "pk")):
+            udrs[udr.subscription_id].append(udr)
+        due = [by_pk[pk] for pk in sorted(udrs) if _rules_met(by_pk[pk].billing_term_scheme, udrs[pk])]
+        countries = _billing_countries([sub.account for sub in due])
+        bills: list[tuple[Subscription, AccountBill]] = []
+        for subscription in due:
+            bill = AccountBill(account=subscription.account, country=countries[subscription.account.contact_id])
+            try:
+                _usage_lines(bill, udrs[subscription.pk])
+            except AccountNotBillable:
+                left.append(subscription)
+                continue
+            bills.append((subscription, bill))
+        while bills:
+            batch, bills = _one_per_account(bills)  # bills_write reports problems by account
+            errors: dict[int, str] = {}
+            invoices = bills_write(bills=[bill for _sub, bill in batch], run=None, issued_on=timezone.localdate(), errors=errors)
+            subscription_of = {bill.account.pk: subscription for subscription, bill in batch}
+            left += [subscription_of[account_id] for account_id in errors]
+            _invoices_link(invoices, subscription_of)
+            made += invoices
+    return len(made), left
+
+
+def _one_per_account(bills: list[tuple]) -> tuple[list[tuple], list[tuple]]:
+    """(The first (subscription, bill) of each account, the others) — an account with two
+    subscriptions due gets two invoices, in two calls."""
+    batch, rest, seen = [], [], set()
+    for item in bills:
+        (rest if item[1].account.pk in seen else batch).append(item)
+        seen.add(item[1].account.pk)
+    return batch, rest
+
+
+def _billing_countries(accounts) -> dict[int, str]:
+    """Where each account is taxed, by contact id (``selectors.billing_country_for`` for
+    many accounts in one query: the first BILLING address, else ``DEFAULT_COUNTRY``)."""
+    contact_ids = {account.contact_id for account in accounts}
+    countries = dict.fromkeys(contact_ids, settings.DEFAULT_COUNTRY)
+    for contact_id, country in (Address.objects.filter(contact_id__in=contact_ids, kind=Address.Kind.BILLING)
+                                .order_by("-pk").values_list("contact_id", "country")):
+        countries[contact_id] = country or settings.DEFAULT_COUNTRY
+    return countries
+
+
+INVOICE_LINK_SQL = """
+UPDATE {table} AS i SET subscription_id = v.subscription_id
+FROM unnest(%s::bigint[], %s::bigint[]) AS v(id, subscription_id) WHERE i.id = ANY(%s::bigint[]) AND i.id = v.id
+"""
+
+
+def _invoices_link(invoices: list[Invoice], subscription_of: dict[int, Subscription]) -> None:
+    """Name each new invoice's subscription (as a usage invoice does), in one statement."""
+    for invoice in invoices:
+        invoice.subscription = subscription_of[invoice.account_id]
+    if invoices:
+        ids = [invoice.pk for invoice in invoices]
+        with connection.cursor() as cursor:
+            cursor.execute(INVOICE_LINK_SQL.format(table=connection.ops.quote_name(Invoice._meta.db_table)),
+                           [ids, [invoice.subscription_id for invoice in invoices], ids])
 
 
 def udr_rating_claim_and_rate(*, chunk_size: int = DEFAULT_CHUNK, bill: bool = True) -> int:

@@ -13,6 +13,7 @@ repeated transaction reference returns the first order and creates nothing.
 
 from __future__ import annotations
 
+import threading
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -28,6 +29,7 @@ from catalogs.selectors import title_is_available
 from core.choices import Channel, Screen
 from core.exceptions import ApplicationError, ValidationFailed
 from provisioning.models import ProvisioningRequest
+from provisioning.services.outbox import provisioning_request_add
 
 from ..models import Device, Rental, Subscription, SubscriptionAction
 from .actions import Behavior, State, SubscriptionActionType, action_type_register, effective_termed_products, subscription_act
@@ -39,11 +41,29 @@ def order_quote(*, subscription: Subscription, product: Product, usage_at: datet
                       subscription_services=effective_termed_products(subscription))
 
 
+def _quote_key(subscription: Subscription, product: Product, usage_at: datetime) -> tuple:
+    return subscription.pk, product.pk, usage_at
+
+
 @action_type_register
 class AddServiceUsage(SubscriptionActionType):
     behavior = Behavior.ADD_SERVICE_USAGE
     label = "Add service usage"
     allowed_from = frozenset({State.EFFECTIVE})
+    # The quote ``validate`` priced, for the ``process`` that follows it in the same thread
+    # and transaction, under the subscription's lock (its services cannot change in
+    # between). One registered instance serves every thread, hence thread-local.
+    _quoted = threading.local()
+
+    def _validated_quote(self, subscription: Subscription, product: Product, usage_at: datetime) -> RateQuote:
+        """The quote ``validate`` just made for this very order, else a fresh one."""
+        remembered = getattr(self._quoted, "value", None)
+        self._quoted.value = None
+        if remembered is not None:
+            key, quote = remembered
+            if key == _quote_key(subscription, product, usage_at):
+                return quote
+        return order_quote(subscription=subscription, product=product, usage_at=usage_at)
 
     def validate(self, subscription: Subscription, *, product: Product, usage_at: datetime, title: ContentTitle | None = None,
                  device: Device | None = None, screen: str | None = None, **params: Any):
@@ -66,35 +86,39 @@ class AddServiceUsage(SubscriptionActionType):
             names = " or ".join(str(service) for service in required)
             yield f"The subscription needs an EFFECTIVE {names} to order {product}."
         else:
-            try:
-                order_quote(subscription=subscription, product=product, usage_at=usage_at)
-            except ApplicationError as refusal:
-                yield refusal.message
+            # The preview's catalog is the best one ignoring the subscription condition and
+            # the subscription meets its condition, so it is also the best one with it: the
+            # preview *is* the order's price (``order_quote`` would choose the same catalog,
+            # service and tier). Kept for ``process`` so the order is rated once, not three times.
+            self._quoted.value = (_quote_key(subscription, product, usage_at), preview)
         screen = device.screen if device is not None else screen
         if title is not None and screen and not title_is_available(title=title, screen=screen, at=usage_at):
             yield f"{title} is not available on {Screen(screen).label} now."
 
     def process(self, subscription: Subscription, *, action: SubscriptionAction, product: Product, usage_at: datetime,
                 title: ContentTitle | None = None, device: Device | None = None, screen: str | None = None, **params: Any):
-        quote = order_quote(subscription=subscription, product=product, usage_at=usage_at)
+        quote = self._validated_quote(subscription, product, usage_at)
         udr = UsageDetailRecord.objects.create(
             account=subscription.account, subscription=subscription, product=product, title=title, catalog=quote.catalog,
             usage_service=quote.usage_service, tier=quote.tier, device=device, usage_at=usage_at, channel=action.channel,
             source="ORDER", external_id=action.transaction_reference, amount=quote.amount, currency=quote.currency,
             rate_reason=quote.reason[:300], state=UsageDetailRecord.State.RATED,
         )
-        # Invoiced at once when the scheme's usage billing rules say so; otherwise RATED for the billing run.
-        invoice = usage_bill_if_due(subscription=subscription, performed_by=action.performed_by, channel=action.channel)
         rental = None
         if title is not None:
             rental = Rental.objects.create(account=subscription.account, title=title, udr=udr, starts_at=usage_at,
                                            ends_at=usage_at + timedelta(hours=settings.RENTAL_HOURS))
-        ProvisioningRequest.objects.create(
-            provider=quote.catalog.provider, account=subscription.account, subscription=subscription, action=action,
-            kind=ProvisioningRequest.Kind.PURCHASE_PPV,
-            parameters={"account": subscription.account.number, "provisioning_id": quote.usage_service.provisioning_id,
-                        "title": title.code if title else None, "until": rental.ends_at.isoformat() if rental else None},
+        provisioning_request_add(
+            kind=ProvisioningRequest.Kind.PURCHASE_PPV, cause=action.behavior, account=subscription.account,
+            subscription=subscription, action=action, provider=quote.catalog.provider,
+            parameters={"provisioning_id": quote.usage_service.provisioning_id, "title": title.code if title else None,
+                        "until": rental.ends_at.isoformat() if rental else None},
         )
+        # Invoiced at once when the scheme's usage billing rules say so; otherwise RATED for
+        # the billing run. Last on purpose: posting takes the next gapless invoice number,
+        # whose row lock serialises every order's invoice until its commit, so the less
+        # work after it, the more orders per second.
+        invoice = usage_bill_if_due(subscription=subscription, performed_by=action.performed_by, channel=action.channel)
         return {"udr": udr.pk, "amount": str(quote.amount), "currency": quote.currency, "reason": quote.reason,
                 "rental_until": rental.ends_at.isoformat() if rental else None, "invoice": invoice.number if invoice else None}
 
@@ -124,4 +148,5 @@ def usage_order_place(
 
 
 def order_udr(action: SubscriptionAction) -> UsageDetailRecord:
-    return UsageDetailRecord.objects.select_related("product", "title").get(pk=action.result["udr"])
+    """The order's UDR with what showing it needs (one query: the API answers every order with it)."""
+    return UsageDetailRecord.objects.select_related("product", "title", "subscription", "rental").get(pk=action.result["udr"])

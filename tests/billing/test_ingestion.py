@@ -1,12 +1,14 @@
 """UDR ingestion from source systems: each record validated on its own, replays ignored
 (never charged twice), invalid records kept REJECTED with their reasons, through the
-service, the staff API and the management command."""
+service, the staff API and the management command; a REJECTED record reopened by a
+corrected resend."""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
+from decimal import Decimal
 
 import pytest
 from django.contrib.auth.models import Permission
@@ -16,6 +18,7 @@ from rest_framework.test import APIClient
 from billing.models import UsageDetailRecord
 from billing.services.ingestion import udr_ingest
 from billing.services.rating_runs import udr_rating_claim_and_rate
+from core.models import AuditEntry
 from tests.conftest import portal_client_for
 from tests.factories import StaffUserFactory
 
@@ -113,7 +116,7 @@ def test_staff_api_ingests_a_batch(ingester, subscriber):
                              format="json")
 
     assert response.status_code == 200, response.json()
-    assert response.json() == {"accepted": 1, "duplicates": 0, "rejected": [{"index": 1, "reasons": ["product: no product 'NOPE'."]}]}
+    assert response.json() == {"accepted": 1, "reopened": 0, "duplicates": 0, "rejected": [{"index": 1, "reasons": ["product: no product 'NOPE'."]}]}
     assert UsageDetailRecord.objects.filter(source="NAGRA", state="PENDING").count() == 1
 
 
@@ -148,7 +151,8 @@ def test_management_command_ingests_a_csv_file(tmp_path, subscriber):
     call_command("udr_ingest", "--source", "NAGRA", str(path), stdout=out, stderr=err)
     call_command("udr_ingest", "--source", "NAGRA", str(path), stdout=out, stderr=io.StringIO())
 
-    assert out.getvalue().splitlines() == ["2 records: 1 accepted, 0 duplicates, 1 rejected.", "2 records: 0 accepted, 2 duplicates, 0 rejected."]
+    assert out.getvalue().splitlines() == ["2 records: 1 accepted (0 reopened), 0 duplicates, 1 rejected.",
+                                             "2 records: 0 accepted (0 reopened), 2 duplicates, 0 rejected."]
     assert err.getvalue() == "record 2: usage_at: 'yesterday' is not an ISO 8601 date and time.\n"
     assert sorted(UsageDetailRecord.objects.filter(source="NAGRA").values_list("external_id", "state")) == [("N-1", "PENDING"), ("N-2", "REJECTED")]
 
@@ -160,4 +164,64 @@ def test_management_command_reads_json_lines(tmp_path, subscriber):
 
     call_command("udr_ingest", "--source", "NAGRA", str(path), stdout=out)
 
-    assert out.getvalue() == "3 records: 3 accepted, 0 duplicates, 0 rejected.\n"
+    assert out.getvalue() == "3 records: 3 accepted (0 reopened), 0 duplicates, 0 rejected.\n"
+
+
+# --- reopening a REJECTED record by a corrected resend ------------------------------------
+
+def test_a_corrected_resend_reopens_a_rejected_record_which_is_then_rated_and_audited(billing_scheme, subscriber):
+    udr_ingest(source="NAGRA", records=[record(subscriber, "N-1", usage_at="2026-11-20T02:30:00")])  # no time zone
+    stored = UsageDetailRecord.objects.get(source="NAGRA", external_id="N-1")
+    assert stored.state == "REJECTED"
+
+    resend = udr_ingest(source="NAGRA", records=[record(subscriber, "N-1", usage_at="2026-11-20T02:30:00+02:00")])
+
+    assert (resend.accepted, resend.reopened, resend.duplicates, resend.rejected) == (1, 1, 0, [])
+    stored.refresh_from_db()
+    assert (stored.pk, stored.state, stored.rejection_reason, stored.usage_at.isoformat()) == (
+        stored.pk, "PENDING", "", "2026-11-20T00:30:00+00:00")
+    audit = AuditEntry.objects.get(object_pk=str(stored.pk), action="reopened by a corrected resend")
+    assert audit.changes["state"] == ["REJECTED", "PENDING"] and "usage_at" in audit.changes
+    assert audit.reasons[0].startswith("usage_at: '2026-11-20T02:30:00' has no time zone")
+
+    udr_rating_claim_and_rate()
+
+    stored.refresh_from_db()
+    assert (stored.state, stored.amount) == ("BILLED", Decimal("5.0000"))  # the night price, invoiced at once
+
+
+def test_a_rating_rejection_is_reopened_by_a_resend_with_changed_content(zx_catalog, subscriber, vip_subscriber):
+    udr_ingest(source="NAGRA", records=[record(subscriber, "N-1", product="PPV-SERVICE")])  # refused on arrival
+    udr_ingest(source="NAGRA", records=[record(subscriber, "N-2", subscription="", account=vip_subscriber.account.number)])
+    UsageDetailRecord.objects.filter(external_id="N-2").update(state="REJECTED", rejection_reason="No usage catalog applies.")
+
+    resend = udr_ingest(source="NAGRA", records=[record(subscriber, "N-1"), record(subscriber, "N-2")])
+
+    assert (resend.accepted, resend.reopened, resend.duplicates) == (2, 2, 0)
+    n2 = UsageDetailRecord.objects.get(external_id="N-2")
+    assert (n2.state, n2.account, n2.subscription) == ("PENDING", subscriber.account, subscriber)
+
+
+def test_a_resend_of_an_accepted_or_identically_rejected_record_stays_ignored(zx_catalog, subscriber):
+    udr_ingest(source="NAGRA", records=[record(subscriber, "N-1"), record(subscriber, "N-2")])
+    UsageDetailRecord.objects.filter(external_id="N-2").update(state="REJECTED", rejection_reason="No usage catalog applies.")
+    before = list(UsageDetailRecord.objects.filter(source="NAGRA").order_by("pk").values())
+
+    replay = udr_ingest(source="NAGRA", records=[
+        record(subscriber, "N-1", usage_at="2026-11-20T21:00:00+02:00"),  # changed, but N-1 was accepted
+        record(subscriber, "N-2"),                                        # rejected by rating, sent again unchanged
+    ])
+
+    assert (replay.accepted, replay.reopened, replay.duplicates, replay.rejected) == (0, 0, 2, [])
+    assert list(UsageDetailRecord.objects.filter(source="NAGRA").order_by("pk").values()) == before
+    assert not AuditEntry.objects.filter(action="reopened by a corrected resend").exists()
+
+
+def test_a_resend_that_is_still_invalid_leaves_the_rejected_record_as_it_was(zx_catalog, subscriber):
+    udr_ingest(source="NAGRA", records=[record(subscriber, "N-1", title="NOPE")])
+    before = list(UsageDetailRecord.objects.filter(source="NAGRA").values())
+
+    resend = udr_ingest(source="NAGRA", records=[record(subscriber, "N-1", title="STILL-NOPE")])
+
+    assert (resend.accepted, resend.reopened, resend.duplicates) == (0, 0, 1)
+    assert list(UsageDetailRecord.objects.filter(source="NAGRA").values()) == before

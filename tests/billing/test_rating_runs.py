@@ -1,6 +1,7 @@
 """Bulk rating of ingested usage: the Company ZX prices through the one rating function,
-REJECTED with a reason when a record cannot be priced, instant billing afterwards, a
-bounded number of queries per chunk, and parallel workers that never rate a record twice."""
+REJECTED with a reason when a record cannot be priced, instant billing afterwards (a
+chunk's subscriptions charged together, as an order would charge each), a bounded number
+of queries per chunk, and parallel workers that never rate a record twice."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from hypothesis import strategies as st
 
 from billing.models import Invoice, UsageDetailRecord
 from billing.services.ingestion import udr_ingest
-from billing.services.rating_runs import udr_rate_chunk, udr_rating_claim_and_rate
+from billing.services.rating_runs import udr_bill_due, udr_rate_chunk, udr_rating_claim_and_rate
 from billing.tasks import udr_rating_dispatch_task, udr_rating_task
 from catalogs.models import Product, ProductType
 from tests.factories import customer_create
@@ -227,3 +228,68 @@ def world(subscriber, vip_subscriber, billing_scheme):
     Product.objects.create(code="NEWFILM", name="New film", product_type=ProductType.objects.get(name="Usage Services"))
     return {"normal": subscriber, "vip": vip_subscriber,
             "bare": effective_subscription(customer_create(first_name="Eleni"), billing_scheme, services=())}
+
+
+# --- charging a chunk: set-based instant billing on PostgreSQL ----------------------------
+
+def test_a_chunk_charges_each_due_subscription_like_an_order_would(zx_catalog, billing_scheme):
+    from billing.selectors import ar_balance, trial_balance
+    from billing.services.invoicing import usage_bill_if_due
+
+    maria, eleni = (effective_subscription(customer_create(first_name=name), billing_scheme) for name in ("Maria", "Eleni"))
+    vip = effective_subscription(customer_create(first_name="Andreas", classification="VIP"), billing_scheme)
+    second = effective_subscription(maria.account, billing_scheme)  # Maria's second subscription
+    ingest(maria, at=NIGHT), ingest(maria, at=DAY), ingest(eleni, "SERENDIPITY"), ingest(vip, at=DAY), ingest(second, at=DAY)
+
+    assert udr_rating_claim_and_rate() == 5
+
+    invoices = {invoice.subscription: invoice for invoice in Invoice.objects.filter(state="POSTED").prefetch_related("lines")}
+    assert sorted(invoices, key=lambda sub: sub.pk) == [maria, eleni, second]  # the VIP's free order needs no invoice
+    lines = invoices[maria].lines.order_by("position")
+    assert [(line.unit_price, line.gross, line.net, line.tax, line.revenue_ledger) for line in lines] == [
+        (D("5.0000"), D("5.00"), D("4.20"), D("0.80"), "REVENUE_PPV"),
+        (D("10.0000"), D("10.00"), D("8.40"), D("1.60"), "REVENUE_PPV"),
+    ]
+    assert [(i.gross_total, i.net_total, i.tax_total) for i in (invoices[maria], invoices[eleni], invoices[second])] == [
+        (D("15.00"), D("12.60"), D("2.40")), (D("3.00"), D("2.52"), D("0.48")), (D("10.00"), D("8.40"), D("1.60"))]
+    numbers = sorted(int(invoice.number.rsplit("-", 1)[1]) for invoice in invoices.values())
+    assert numbers == list(range(numbers[0], numbers[0] + 3))  # one gapless block
+    for invoice in invoices.values():  # each its own entry: Dr AR (the customer's) / Cr revenue / Cr tax
+        legs = sorted((p.ledger_account.code, p.account_id, p.amount) for p in invoice.journal_entry.postings.all())
+        assert legs == [("AR", invoice.account_id, invoice.gross_total), ("REVENUE_PPV", None, -invoice.net_total),
+                        ("TAX_PAYABLE", None, -invoice.tax_total)]
+    assert (ar_balance(account=maria.account), ar_balance(account=eleni.account), ar_balance(account=vip.account)) == (
+        D("25.00"), D("3.00"), D("0.00"))
+    assert sum(trial_balance().values(), D("0")) == 0
+    assert set(UsageDetailRecord.objects.values_list("state", flat=True)) == {"BILLED"}
+    assert usage_bill_if_due(subscription=maria) is None  # nothing left to bill
+
+
+def test_charging_a_chunk_takes_the_same_queries_for_3_or_30_subscriptions(zx_catalog, billing_scheme):
+    assert connection.vendor == "postgresql", "make test runs this on PostgreSQL"
+
+    def queries_to_charge(count):
+        subscriptions = [effective_subscription(customer_create(), billing_scheme) for _ in range(count)]
+        for subscription in subscriptions:
+            ingest(subscription, at=DAY)
+        result = udr_rate_chunk()
+        with CaptureQueriesContext(connection) as context:
+            assert udr_bill_due(subscription_ids=result.subscription_ids) == count
+        return len(context)
+
+    queries_to_charge(1)  # the year's invoice number series is created once
+    assert queries_to_charge(3) == queries_to_charge(30)
+
+
+def test_a_subscription_that_cannot_be_charged_with_the_others_is_billed_on_its_own(zx_catalog, billing_scheme):
+    from accounts.models import AccountsReceivable
+
+    usd = effective_subscription(customer_create(first_name="Sam"), billing_scheme)
+    AccountsReceivable.objects.filter(pk=usd.account_id).update(currency="USD")  # its usage is priced in EUR
+    eur = effective_subscription(customer_create(first_name="Eva"), billing_scheme)
+    ingest(usd, at=DAY), ingest(eur, at=DAY)
+
+    udr_rating_claim_and_rate()
+
+    assert sorted(Invoice.objects.values_list("subscription", "currency", "gross_total")) == sorted([
+        (usd.pk, "EUR", D("10.00")), (eur.pk, "EUR", D("10.00"))])  # one invoice per currency, as for an order

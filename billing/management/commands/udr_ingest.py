@@ -36,11 +36,12 @@ class Command(BaseCommand):
         if not file.is_file():
             raise CommandError(f"No file {file}.")
         records, offset = _records(file), 0
-        accepted = duplicates = rejected = 0
+        accepted = reopened = duplicates = rejected = 0
         while batch := list(islice(records, BATCH)):
             result = udr_ingest(source=source, records=batch)
             accepted, duplicates, rejected = accepted + result.accepted, duplicates + result.duplicates, rejected + len(result.rejected)
+            reopened += result.reopened
             for index, reasons in result.rejected:
                 self.stderr.write(f"record {offset + index + 1}: {' '.join(reasons)}")
             offset += len(batch)
-        self.stdout.write(f"{offset} records: {accepted} accepted, {duplicates} duplicates, {rejected} rejected.")
+        self.stdout.write(f"{offset} records: {accepted} accepted ({reopened} reopened), {duplicates} duplicates, {rejected} rejected.")

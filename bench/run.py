@@ -1,0 +1,54 @@
+"""Run every benchmark in turn (``make bench``); figures are printed, nothing fails on a miss.
+
+Each benchmark runs as its own process against the same throwaway PostgreSQL and Redis
+(``scripts/testenv.py`` starts them around this script), so one benchmark's connections,
+caches and forked workers never colour the next one's figures. Each starts from what the
+previous one left in the database (they migrate, and their rows are told apart by source,
+channel or name). Options after ``--`` go to the one benchmark chosen with ``--only``,
+e.g. ``make bench BENCH_ARGS="--only rating -- --records 20000"``.
+
+The benchmarks, in order: ``rating`` (bulk UDR rating against a psycopg COPY),
+``orders_http`` (PPV orders through gunicorn), ``billing_run`` (when ``bench/billing_run.py``
+exists).
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+BENCHMARKS = ("rating", "orders_http", "billing_run")
+
+
+def main() -> int:
+    argv = sys.argv[1:]
+    extra = argv[argv.index("--") + 1:] if "--" in argv else []
+    argv = argv[:argv.index("--")] if "--" in argv else argv
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", action="append", choices=BENCHMARKS, help="Run only this benchmark (repeatable).")
+    args = parser.parse_args(argv)
+    if extra and len(args.only or ()) != 1:
+        parser.error("options after -- need exactly one --only benchmark (each has its own options)")
+    failed = []
+    for name in args.only or BENCHMARKS:
+        script = HERE / f"{name}.py"
+        if not script.exists():
+            print(f"== {name}: {script.name} not found, skipped", flush=True)
+            continue
+        print(f"== {name} ({script.relative_to(HERE.parent)})", flush=True)
+        started = time.perf_counter()
+        status = subprocess.run([sys.executable, str(script), *extra], cwd=HERE.parent).returncode
+        print(f"== {name}: {'done' if status == 0 else f'exit status {status}'} in {time.perf_counter() - started:.0f}s\n", flush=True)
+        if status != 0:
+            failed.append(name)
+    if failed:
+        print(f"benchmarks that did not finish: {', '.join(failed)}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

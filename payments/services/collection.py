@@ -112,6 +112,9 @@ def _post_and_allocate(payment: Payment, *, performed_by, channel: str) -> None:
 
 # --- card payments ---------------------------------------------------------------------------
 
+UNDER_WAY = (Payment.State.PENDING, Payment.State.REQUIRES_ACTION)
+
+
 def payment_card_charge(*, account: AccountsReceivable, amount, method: PaymentMethod | None = None, invoice: Invoice | None = None,
                         purpose: str = Payment.Purpose.INVOICE, performed_by=None, channel: str = Channel.CALL_CENTER) -> Payment:
     """Charge a saved card (the default when ``method`` is None). Returns the payment:
@@ -130,6 +133,11 @@ def payment_card_charge(*, account: AccountsReceivable, amount, method: PaymentM
     if customer is None:
         raise Conflict("The account has no Stripe customer; add the card again.", code="no_gateway_customer")
     with transaction.atomic():
+        # Under the account lock, so two collections of one invoice (a redelivered task, an
+        # agent clicking while the automatic charge runs) cannot both start a charge.
+        _lock_account(account.pk)
+        if invoice is not None and Payment.objects.filter(invoice=invoice, state__in=UNDER_WAY).exists():
+            raise Conflict(f"A card charge for invoice {invoice} is already under way.", code="charge_under_way")
         payment = Payment.objects.create(account=account, method=method, kind=MethodKind.CARD, amount=value, currency=account.currency,
                                          invoice=invoice, purpose=purpose, channel=channel,
                                          created_by=performed_by if getattr(performed_by, "is_authenticated", False) else None)
@@ -252,11 +260,9 @@ def invoice_collect(*, invoice_id: int) -> Payment | None:
     method = payment_method_default(account=invoice.account)
     if remaining == 0 or method is None or method.kind != MethodKind.CARD:
         return None
-    if Payment.objects.filter(invoice=invoice, state__in=[Payment.State.PENDING, Payment.State.REQUIRES_ACTION]).exists():
-        return None  # a charge for it is already under way
     try:
         return payment_card_charge(account=invoice.account, amount=remaining, method=method, invoice=invoice, channel=Channel.SYSTEM)
-    except ValidationFailed as error:
+    except (ValidationFailed, Conflict) as error:  # e.g. a charge for it already under way
         logger.info("Automatic collection of %s skipped: %s", invoice, error)
         return None
 

@@ -438,7 +438,7 @@ def usage_bill_if_due(*, subscription, performed_by=None, channel: str = Channel
     include tax. Free usage (a VIP's €0.00 order) is not invoiced: when everything due is
     free, the records are marked BILLED with no invoice — there is nothing to pay, no
     document to send, and no number is used; free records due together with paid ones are
-    listed on that invoice at €0.00.
+    BILLED without a line on that invoice (it lists what is paid for).
     """
     scheme = subscription.billing_term_scheme
     if scheme is None or (scheme.max_unbilled_udrs is None and scheme.max_unbilled_amount is None):
@@ -457,10 +457,16 @@ def usage_bill_if_due(*, subscription, performed_by=None, channel: str = Channel
 
 
 def _usage_invoice(subscription, udrs: list[UsageDetailRecord], performed_by, channel: str) -> Invoice | None:
-    """One posted invoice for these usage records (one currency), or None if all are free."""
+    """One posted invoice for these usage records (one currency), or None if all are free.
+    In the account's currency (the usual case) it is written set-based like a billing run's
+    (``runs.usage_invoice_write``); usage in another currency is invoiced line by line."""
     if all(udr.amount == 0 for udr in udrs):
         UsageDetailRecord.objects.filter(pk__in=[udr.pk for udr in udrs]).update(state=UsageDetailRecord.State.BILLED)
         return None
+    if udrs[0].currency == subscription.account.currency:
+        from .runs import usage_invoice_write
+
+        return usage_invoice_write(subscription=subscription, udrs=udrs, performed_by=performed_by, channel=channel)
     invoice = invoice_create_draft(account=subscription.account, subscription=subscription, currency=udrs[0].currency,
                                    performed_by=performed_by, channel=channel)
     for udr in udrs:

@@ -298,7 +298,8 @@ def _bill_due_together(subscriptions: list[Subscription]) -> tuple[int, list[Sub
         countries = _billing_countries([sub.account for sub in due])
         bills: list[tuple[Subscription, AccountBill]] = []
         for subscription in due:
-            bill = AccountBill(account=subscription.account, country=countries[subscription.account.contact_id])
+            bill = AccountBill(account=subscription.account, country=countries[subscription.account.contact_id],
+                               subscription_id=subscription.pk)
             try:
                 _usage_lines(bill, udrs[subscription.pk])
             except AccountNotBillable:
@@ -311,7 +312,6 @@ def _bill_due_together(subscriptions: list[Subscription]) -> tuple[int, list[Sub
             invoices = bills_write(bills=[bill for _sub, bill in batch], run=None, issued_on=timezone.localdate(), errors=errors)
             subscription_of = {bill.account.pk: subscription for subscription, bill in batch}
             left += [subscription_of[account_id] for account_id in errors]
-            _invoices_link(invoices, subscription_of)
             made += invoices
     return len(made), left
 
@@ -335,23 +335,6 @@ def _billing_countries(accounts) -> dict[int, str]:
                                 .order_by("-pk").values_list("contact_id", "country")):
         countries[contact_id] = country or settings.DEFAULT_COUNTRY
     return countries
-
-
-INVOICE_LINK_SQL = """
-UPDATE {table} AS i SET subscription_id = v.subscription_id
-FROM unnest(%s::bigint[], %s::bigint[]) AS v(id, subscription_id) WHERE i.id = ANY(%s::bigint[]) AND i.id = v.id
-"""
-
-
-def _invoices_link(invoices: list[Invoice], subscription_of: dict[int, Subscription]) -> None:
-    """Name each new invoice's subscription (as a usage invoice does), in one statement."""
-    for invoice in invoices:
-        invoice.subscription = subscription_of[invoice.account_id]
-    if invoices:
-        ids = [invoice.pk for invoice in invoices]
-        with connection.cursor() as cursor:
-            cursor.execute(INVOICE_LINK_SQL.format(table=connection.ops.quote_name(Invoice._meta.db_table)),
-                           [ids, [invoice.subscription_id for invoice in invoices], ids])
 
 
 def udr_rating_claim_and_rate(*, chunk_size: int = DEFAULT_CHUNK, bill: bool = True) -> int:

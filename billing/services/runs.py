@@ -31,6 +31,7 @@ after the fix bills just those accounts.
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -84,8 +85,14 @@ def billing_period_containing(*, scheme: BillingTermScheme, day: date) -> tuple[
     Periods start on the billing day of every month (monthly), of January, April, July and
     October (quarterly) or of January (yearly).
     """
-    months = SCHEME_MONTHS[scheme.billing_frequency]
-    start = day.replace(day=scheme.billing_day)
+    return _period_containing(scheme.billing_frequency, scheme.billing_day, day)
+
+
+@functools.lru_cache(maxsize=4096)
+def _period_containing(frequency: str, billing_day: int, day: date) -> tuple[date, date]:
+    """Pure and called for every service of a run: remembered."""
+    months = SCHEME_MONTHS[frequency]
+    start = day.replace(day=billing_day)
     if start > day:
         start = months_add(start, -1)
     start = months_add(start, -((start.month - 1) % months))

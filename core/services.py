@@ -61,8 +61,10 @@ def sequence_take(*, name: str, prefix: str = "", padding: int = 6, count: int) 
         return []
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("sequence numbers are taken inside the transaction that uses them")
-    NumberSequence.objects.get_or_create(name=name, defaults={"prefix": prefix, "padding": padding})
-    sequence = NumberSequence.objects.select_for_update().get(name=name)
+    sequence = NumberSequence.objects.select_for_update().filter(name=name).first()
+    if sequence is None:  # the series' first number (e.g. the year's first invoice)
+        NumberSequence.objects.get_or_create(name=name, defaults={"prefix": prefix, "padding": padding})
+        sequence = NumberSequence.objects.select_for_update().get(name=name)
     first = sequence.next_value
     sequence.next_value = first + count
     sequence.save(update_fields=["next_value"])

@@ -1,8 +1,9 @@
 """Property: whatever sequence of PPV orders, bulk usage (valid, invalid, replayed), billing
-runs and credit notes happens, in whatever order, the money stays right:
+runs, credit notes, payments and refunds happens, in whatever order, the money stays right:
 
 - the ledger balances (debits = credits);
-- every customer's AR balance equals what they were invoiced minus what was credited;
+- every customer's AR balance equals what they were invoiced, minus what was credited and
+  paid, plus what was refunded;
 - every invoice's totals are the sums of its lines, and lines add up (net + tax = gross);
 - every usage record ends RATED, BILLED or REJECTED with a reason, a priced BILLED record
   is on exactly one invoice line, and no (service, period) is billed twice.
@@ -29,6 +30,10 @@ from billing.services.runs import billing_run_execute
 from billing.services.schemes import billing_term_scheme_create, billing_term_scheme_set_effective
 from catalogs.models import PricePlan, Product
 from core.actions import ActionRejected
+from core.exceptions import ApplicationError
+from payments.models import Payment, Refund
+from payments.services.adjustments import refund_create
+from payments.services.collection import payment_record
 from subscriptions.models import SubscriptionService
 from subscriptions.services.orders import usage_order_place
 from tests.factories import customer_create
@@ -63,10 +68,12 @@ bulk = st.tuples(st.just("bulk"), st.integers(0, 2), st.sampled_from((*MOVIES, "
                  st.integers(0, 5))
 run = st.tuples(st.just("run"), st.integers(0, 85))
 credit = st.tuples(st.just("credit"), st.integers(0, 50), st.booleans())
-operations = st.lists(st.one_of(order, bulk, run, credit), min_size=1, max_size=12)
+pay = st.tuples(st.just("pay"), st.integers(0, 2), st.integers(1, 3000), st.sampled_from(("CASH", "BANK_TRANSFER")))
+refund = st.tuples(st.just("refund"), st.integers(0, 50), st.booleans())
+operations = st.lists(st.one_of(order, bulk, run, credit, pay, refund), min_size=1, max_size=14)
 
 
-def apply(operation: tuple, subscriptions: list, serial: list[int]) -> None:
+def apply(operation: tuple, subscriptions: list, serial: list[int], finance) -> None:
     kind = operation[0]
     if kind == "order":
         _, who, code, when = operation
@@ -84,6 +91,19 @@ def apply(operation: tuple, subscriptions: list, serial: list[int]) -> None:
         day = START.date() + timedelta(days=operation[1])
         with time_machine.travel(datetime.combine(day, datetime.min.time(), tzinfo=NICOSIA).replace(hour=6), tick=False):
             billing_run_execute(run=BillingRun.objects.create(run_date=day))
+    elif kind == "pay":
+        _, who, cents, method = operation
+        payment_record(account=subscriptions[who].account, kind=method, amount=Decimal(cents) / 100)
+    elif kind == "refund":
+        _, pick, everything = operation
+        payments = list(Payment.objects.filter(state=Payment.State.SUCCEEDED).order_by("pk"))
+        if not payments:
+            return
+        payment = payments[pick % len(payments)]
+        try:
+            refund_create(payment=payment, amount=None if everything else Decimal("0.01"), reason="Goodwill", performed_by=finance)
+        except ApplicationError:
+            pass  # nothing left to refund on it: refused, nothing changed
     else:
         _, pick, everything = operation
         posted = list(Invoice.objects.filter(state=Invoice.State.POSTED).order_by("pk"))
@@ -106,7 +126,10 @@ def assert_money_is_right(subscriptions) -> None:
         invoiced = Invoice.objects.filter(account=account).exclude(state=Invoice.State.DRAFT).aggregate(
             total=Sum("gross_total"))["total"] or ZERO
         credited = CreditNote.objects.filter(account=account).aggregate(total=Sum("gross_total"))["total"] or ZERO
-        assert ar_balance(account=account) == invoiced - credited
+        paid = Payment.objects.filter(account=account, state=Payment.State.SUCCEEDED).aggregate(total=Sum("amount"))["total"] or ZERO
+        refunded = Refund.objects.filter(payment__account=account, state=Refund.State.SUCCEEDED).aggregate(
+            total=Sum("amount"))["total"] or ZERO
+        assert ar_balance(account=account) == invoiced - credited - paid + refunded
     for invoice in Invoice.objects.prefetch_related("lines"):
         lines = list(invoice.lines.all())
         assert (invoice.net_total, invoice.tax_total, invoice.gross_total) == (
@@ -121,8 +144,8 @@ def assert_money_is_right(subscriptions) -> None:
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(steps=operations)
-def test_any_sequence_of_orders_usage_runs_and_credit_notes_keeps_the_money_right(customers, steps):
+def test_any_sequence_of_orders_usage_runs_credit_notes_payments_and_refunds_keeps_the_money_right(customers, finance_user, steps):
     serial = [0]
     for step in steps:
-        apply(step, customers, serial)
+        apply(step, customers, serial, finance_user)
     assert_money_is_right(customers)

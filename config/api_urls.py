@@ -10,4 +10,5 @@ urlpatterns = [
     path("device/", include("subscriptions.api.urls_device")),
     path("", include("billing.api.urls")),
     path("", include("payments.api.urls")),
+    path("analytics/", include("analytics.api.urls")),
 ]

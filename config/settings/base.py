@@ -132,6 +132,9 @@ CELERY_BEAT_SCHEDULE: dict = {
     "reconcile-provisioning": {"task": "provisioning.tasks.provisioning_reconcile_task", "schedule": 86400.0},
     # Billing runs a worker died in carry on (chunks in progress elsewhere are skipped).
     "resume-billing-runs": {"task": "billing.tasks.billing_runs_resume_task", "schedule": 300.0, "options": {"expires": 290.0}},
+    # Analytics rollups for the dashboard (idempotent; the current and previous month / day are recomputed).
+    "rollup-analytics": {"task": "analytics.tasks.analytics_rollup_task", "schedule": 3600.0, "options": {"expires": 3500.0}},
+    "rollup-viewing": {"task": "analytics.tasks.viewing_rollup_task", "schedule": 3600.0, "options": {"expires": 3500.0}},
 }
 
 # --- Auth ------------------------------------------------------------------------------

@@ -1,0 +1,297 @@
+"""Reads of the analytics rollups (never of the source tables, so pages stay fast).
+
+Definitions and a worked example: docs/analytics.md. Every figure is net of tax, in the
+accounts' currency (the figures add currencies only when filtered to one; the dashboard
+filters by the default currency).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+
+from django.db.models import Count, Max, Q, QuerySet, Sum
+
+from accounts.models import AccountsReceivable
+from catalogs.pricing import months_add
+
+from .models import AccountMonth, AccountViewingDay, MrrSnapshot, ViewingDay
+from .services.mrr import month_end
+
+ZERO = Decimal("0.00")
+SEGMENTS = ("classification", "country", "channel")
+Movement = AccountMonth.Movement
+CHURN_WINDOW_MONTHS = 12
+
+
+def _cents(value: Decimal) -> Decimal:
+    return value.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+
+
+def _ratio(part: Decimal, whole: Decimal) -> Decimal | None:
+    """A rate to 4 decimals (0.0833 = 8.33%), None when there is nothing to divide by."""
+    return (Decimal(part) / Decimal(whole)).quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP) if whole else None
+
+
+def account_months(*, segment: dict[str, str] | None = None, currency: str | None = None) -> QuerySet[AccountMonth]:
+    """Customer months filtered by segment values, e.g. ``{"classification": "VIP"}``."""
+    rows = AccountMonth.objects.all()
+    for key, value in (segment or {}).items():
+        if key not in SEGMENTS:
+            raise ValueError(f"Unknown segment {key!r}; use one of {', '.join(SEGMENTS)}.")
+        if value:
+            rows = rows.filter(**{key: value})
+    if currency:
+        rows = rows.filter(currency=currency)
+    return rows
+
+
+@dataclass(frozen=True)
+class MonthMetrics:
+    month: date
+    mrr: Decimal
+    new: Decimal
+    expansion: Decimal
+    contraction: Decimal
+    churned: Decimal
+    reactivation: Decimal
+    customers: int
+    customers_at_start: int
+    new_customers: int
+    churned_customers: int
+    recurring_revenue: Decimal
+    ppv_revenue: Decimal
+    one_time_revenue: Decimal
+    ppv_orders: int
+
+    @property
+    def net_new_mrr(self) -> Decimal:
+        return self.new + self.expansion + self.reactivation - self.contraction - self.churned
+
+    @property
+    def mrr_at_start(self) -> Decimal:
+        return self.mrr - self.net_new_mrr
+
+    @property
+    def total_revenue(self) -> Decimal:
+        return self.recurring_revenue + self.ppv_revenue + self.one_time_revenue
+
+    @property
+    def arpu(self) -> Decimal | None:
+        """MRR per paying customer at the month's end."""
+        return _cents(self.mrr / self.customers) if self.customers else None
+
+    @property
+    def logo_churn(self) -> Decimal | None:
+        """Customers lost in the month ÷ paying customers at its start."""
+        return _ratio(self.churned_customers, self.customers_at_start)
+
+    @property
+    def revenue_churn(self) -> Decimal | None:
+        """Gross MRR churn: (churned + contraction MRR) ÷ MRR at the month's start."""
+        return _ratio(self.churned + self.contraction, self.mrr_at_start)
+
+    @property
+    def net_revenue_churn(self) -> Decimal | None:
+        """(churned + contraction − expansion − reactivation) ÷ MRR at the start; negative is net expansion."""
+        return _ratio(self.churned + self.contraction - self.expansion - self.reactivation, self.mrr_at_start)
+
+
+def _amount(kind: str):
+    return Sum("movement_amount", filter=Q(movement=kind), default=ZERO)
+
+
+def metrics_by_month(*, first: date, last: date, segment: dict[str, str] | None = None,
+                     currency: str | None = None) -> list[MonthMetrics]:
+    """One row per month from ``first`` to ``last`` (months without rows give zeros)."""
+    rows = (account_months(segment=segment, currency=currency).filter(month__range=(first, last)).values("month")
+            .annotate(m_mrr=Sum("mrr", default=ZERO), m_new=_amount(Movement.NEW), m_expansion=_amount(Movement.EXPANSION),
+                      m_contraction=_amount(Movement.CONTRACTION), m_churned=_amount(Movement.CHURN),
+                      m_reactivation=_amount(Movement.REACTIVATION),
+                      m_customers=Count("pk", filter=Q(mrr__gt=0)), m_customers_at_start=Count("pk", filter=Q(previous_mrr__gt=0)),
+                      m_new_customers=Count("pk", filter=Q(movement=Movement.NEW)),
+                      m_churned_customers=Count("pk", filter=Q(movement=Movement.CHURN)),
+                      m_recurring_revenue=Sum("recurring_revenue", default=ZERO), m_ppv_revenue=Sum("ppv_revenue", default=ZERO),
+                      m_one_time_revenue=Sum("one_time_revenue", default=ZERO), m_ppv_orders=Sum("ppv_orders", default=0)))
+    by_month = {row["month"]: {key[2:]: value for key, value in row.items() if key.startswith("m_")} for row in rows}
+    result, month = [], first.replace(day=1)
+    while month <= last:
+        row = by_month.get(month)
+        if row is None:
+            result.append(MonthMetrics(month, ZERO, ZERO, ZERO, ZERO, ZERO, ZERO, 0, 0, 0, 0, ZERO, ZERO, ZERO, 0))
+        else:
+            row["contraction"], row["churned"] = -row["contraction"], -row["churned"]
+            result.append(MonthMetrics(month=month, **row))
+        month = months_add(month, 1)
+    return result
+
+
+def mrr_by(*, month: date, dimension: str, currency: str | None = None) -> dict[str, Decimal]:
+    """MRR at a month's end split by ``plan`` (the service's product), classification,
+    country or channel."""
+    field = "product__name" if dimension == "plan" else dimension
+    if field != "product__name" and field not in SEGMENTS:
+        raise ValueError(f"Unknown dimension {dimension!r}.")
+    rows = MrrSnapshot.objects.filter(month=month.replace(day=1))
+    if currency:
+        rows = rows.filter(currency=currency)
+    return {row[field]: row["mrr"] for row in rows.values(field).annotate(mrr=Sum("mrr")).order_by(field)}
+
+
+def churn_rate(*, last: date, months: int = CHURN_WINDOW_MONTHS, segment: dict[str, str] | None = None) -> Decimal | None:
+    """Pooled monthly logo churn over the ``months`` ending with ``last``: customers lost ÷
+    customer-months at risk (a month with few customers weighs little)."""
+    first = months_add(last.replace(day=1), -(months - 1))
+    totals = (account_months(segment=segment).filter(month__range=(first, last))
+              .aggregate(lost=Count("pk", filter=Q(movement=Movement.CHURN)), at_risk=Count("pk", filter=Q(previous_mrr__gt=0))))
+    return _ratio(totals["lost"], totals["at_risk"])
+
+
+def cohort_retention(*, first: date, last: date, segment: dict[str, str] | None = None) -> list[dict]:
+    """Per sign-up month: the customers who ever paid, and the share of them paying at the
+    end of each month since (index 0 = the sign-up month)."""
+    rows = account_months(segment=segment).filter(cohort__range=(first, last), month__lte=last)
+    members: dict[date, set[int]] = {}
+    for cohort, account_id in rows.filter(mrr__gt=0).values_list("cohort", "account_id").distinct():
+        members.setdefault(cohort, set()).add(account_id)
+    paying: dict[tuple[date, date], int] = {}
+    for row in rows.filter(mrr__gt=0).values("cohort", "month").annotate(count=Count("pk")):
+        paying[(row["cohort"], row["month"])] = row["count"]
+    table = []
+    for cohort in sorted(members):
+        size, retention, month = len(members[cohort]), [], cohort
+        while month <= last:
+            retention.append(_ratio(paying.get((cohort, month), 0), size))
+            month = months_add(month, 1)
+        table.append({"cohort": cohort, "customers": size, "retention": retention})
+    return table
+
+
+@dataclass(frozen=True)
+class CustomerValue:
+    lifetime_revenue: Decimal
+    mrr: Decimal
+    churn_rate: Decimal | None
+
+    @property
+    def predicted_ltv(self) -> Decimal | None:
+        """Lifetime revenue so far plus current MRR for the expected remaining lifetime
+        (1 ÷ monthly churn rate); None while no customer has churned in the window."""
+        if not self.churn_rate:
+            return None
+        return _cents(self.lifetime_revenue + self.mrr / self.churn_rate)
+
+
+def customer_value(*, account, as_of: date) -> CustomerValue:
+    """One customer's value for the customer page (churn rate of their classification)."""
+    rows = AccountMonth.objects.filter(account=account, month__lte=as_of)
+    totals = rows.aggregate(recurring=Sum("recurring_revenue", default=ZERO), ppv=Sum("ppv_revenue", default=ZERO),
+                            one_time=Sum("one_time_revenue", default=ZERO))
+    latest = rows.order_by("-month").first()
+    segment = {"classification": latest.classification} if latest else None
+    return CustomerValue(lifetime_revenue=totals["recurring"] + totals["ppv"] + totals["one_time"],
+                         mrr=latest.mrr if latest else ZERO, churn_rate=churn_rate(last=as_of, segment=segment))
+
+
+def predicted_ltv(*, last: date, segment: dict[str, str] | None = None) -> Decimal | None:
+    """The business's predicted LTV: ARPU at ``last`` ÷ the pooled monthly churn rate."""
+    month = metrics_by_month(first=last.replace(day=1), last=last, segment=segment)[0]
+    rate = churn_rate(last=last, segment=segment)
+    if month.arpu is None or not rate:
+        return None
+    return _cents(month.arpu / rate)
+
+
+def top_titles(*, first: date, last: date, screen: str = "", limit: int = 10) -> list[dict]:
+    """Titles by views between two days: views, viewers (summed per day), hours watched,
+    completion rate (completions ÷ views) and the highest daily peak of concurrent views."""
+    rows = ViewingDay.objects.filter(day__range=(first, last))
+    if screen:
+        rows = rows.filter(screen=screen)
+    result = []
+    for row in (rows.values("title__title").annotate(views=Sum("views"), viewers=Sum("viewers"), seconds=Sum("seconds_watched"),
+                                                      completions=Sum("completions"), peak=Max("peak_concurrent"))
+                .order_by("-views", "title__title")[:limit]):
+        result.append({"title": row["title__title"], "views": row["views"], "viewers": row["viewers"],
+                       "hours": (Decimal(row["seconds"]) / 3600).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP),
+                       "completion_rate": _ratio(row["completions"], row["views"]), "peak_concurrent": row["peak"]})
+    return result
+
+
+# --- subscriber insights ------------------------------------------------------------------
+
+AT_RISK_WINDOW_DAYS = 30
+AT_RISK_DROP = Decimal("0.5")  # viewing fell below half of the 30 days before
+AT_RISK_MIN_SECONDS = 3600  # ... from at least an hour (a customer who barely watched is not "falling")
+NIGHT_BUYER_MIN_ORDERS = 2
+NIGHT_BUYER_SHARE = Decimal("0.5")
+INSIGHT_SEGMENTS = ("all", "night_ppv_buyers", "at_risk")
+
+
+def _top(counter: dict[int, dict[str, int]], account_id: int) -> str:
+    values = counter.get(account_id)
+    return max(sorted(values), key=values.get) if values else ""
+
+
+def _seconds_by(rows, key: str) -> dict[int, dict[str, int]]:
+    result: dict[int, dict[str, int]] = {}
+    for row in rows.values("account_id", key).annotate(seconds=Sum("seconds_watched")):
+        if row[key]:
+            result.setdefault(row["account_id"], {})[row[key]] = row["seconds"]
+    return result
+
+
+def subscriber_insights(*, first: date, last: date, segment: dict[str, str] | None = None,
+                        kind: str = "all") -> list[dict]:
+    """Per customer over the months ``first``..``last``: usage (PPV orders, night orders,
+    views, hours watched), preferences (the genre, screen and part of the day they watch
+    most, by time watched) and behaviour flags:
+
+    - **night-time PPV buyer**: at least 2 orders, half or more between 00:00 and 06:59;
+    - **at risk**: paying at the end of ``last`` and watching less than half as much in the
+      last 30 days of the period as in the 30 days before (having watched an hour or more).
+
+    ``kind`` keeps only one behaviour segment (``night_ppv_buyers`` or ``at_risk``).
+    """
+    if kind not in INSIGHT_SEGMENTS:
+        raise ValueError(f"Unknown insight segment {kind!r}.")
+    end = month_end(last)
+    months = account_months(segment=segment).filter(month__range=(first, last))
+    orders = {row["account_id"]: row for row in months.values("account_id").annotate(
+        orders=Sum("ppv_orders"), night=Sum("night_orders"))}
+    paying = set(months.filter(month=last.replace(day=1), mrr__gt=0).values_list("account_id", flat=True))
+    viewing = AccountViewingDay.objects.filter(day__range=(first, end))
+    if segment:
+        viewing = viewing.filter(account_id__in=months.values("account_id"))
+    usage = {row["account_id"]: row for row in viewing.values("account_id").annotate(
+        views=Sum("views"), seconds=Sum("seconds_watched"), completions=Sum("completions"))}
+    recent_start = end - timedelta(days=AT_RISK_WINDOW_DAYS - 1)
+    before_start = recent_start - timedelta(days=AT_RISK_WINDOW_DAYS)
+    windows = {row["account_id"]: row for row in AccountViewingDay.objects.filter(day__range=(before_start, end))
+               .values("account_id").annotate(recent=Sum("seconds_watched", filter=Q(day__gte=recent_start), default=0),
+                                              before=Sum("seconds_watched", filter=Q(day__lt=recent_start), default=0))}
+    genres = _seconds_by(viewing, "title__genres__name")
+    screens = _seconds_by(viewing, "screen")
+    dayparts = _seconds_by(viewing, "daypart")
+    account_ids = set(orders) | set(usage)
+    numbers = dict(AccountsReceivable.objects.filter(pk__in=account_ids).values_list("pk", "number"))
+    latest = dict(months.filter(account_id__in=account_ids).order_by("account_id", "month")
+                  .values_list("account_id", "classification"))
+    result = []
+    for account_id in sorted(account_ids):
+        bought, watched, window = orders.get(account_id, {}), usage.get(account_id, {}), windows.get(account_id, {})
+        count, night = bought.get("orders") or 0, bought.get("night") or 0
+        before, recent = window.get("before", 0), window.get("recent", 0)
+        row = {
+            "account": numbers.get(account_id, ""), "classification": latest.get(account_id, ""),
+            "orders": count, "night_orders": night, "views": watched.get("views") or 0,
+            "hours": (Decimal(watched.get("seconds") or 0) / 3600).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP),
+            "top_genre": _top(genres, account_id), "top_screen": _top(screens, account_id),
+            "top_daypart": _top(dayparts, account_id),
+            "night_ppv_buyer": count >= NIGHT_BUYER_MIN_ORDERS and Decimal(night) >= NIGHT_BUYER_SHARE * count,
+            "at_risk": account_id in paying and before >= AT_RISK_MIN_SECONDS and Decimal(recent) < AT_RISK_DROP * before,
+        }
+        if kind == "all" or (kind == "night_ppv_buyers" and row["night_ppv_buyer"]) or (kind == "at_risk" and row["at_risk"]):
+            result.append(row)
+    return result

@@ -9,10 +9,10 @@ from django.utils.html import format_html
 
 from core.admin import AuditHistoryMixin, ServiceAdminMixin, ServiceModelForm, state_badge
 from core.choices import Channel
+from core.exceptions import ApplicationError
 
 from .models import BillingRun, BillingTermScheme
-from .services.runs import billing_run_create, billing_run_errors
-from .tasks import billing_run_chunks_task
+from .services.runs import billing_run_create, billing_run_errors, billing_run_resume
 
 RUN_FIELDS = ("run_date", "scheme")
 PROGRESS_FIELDS = ("state_display", "progress", "accounts_total", "accounts_done", "invoices_created", "invoiced_total",
@@ -86,11 +86,12 @@ class BillingRunAdmin(ServiceAdminMixin, AuditHistoryMixin, admin.ModelAdmin):
     @admin.action(description="Resume the selected runs (bill what a stopped worker left)", permissions=["run"])
     def resume(self, request, queryset):
         for run in queryset:
-            if run.state != BillingRun.State.RUNNING:
-                self.message_user(request, f"{run}: {run.get_state_display().lower()}, nothing to resume.", messages.WARNING)
-                continue
-            billing_run_chunks_task.delay(run.pk)
-            self.message_user(request, f"{run}: resumed.", messages.SUCCESS)
+            try:
+                billing_run_resume(run=run)
+            except ApplicationError as refusal:
+                self.message_user(request, refusal.message, messages.WARNING)
+            else:
+                self.message_user(request, f"{run}: resumed.", messages.SUCCESS)
 
     def has_run_permission(self, request) -> bool:
         return request.user.has_perm("billing.run_billing")

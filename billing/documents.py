@@ -77,7 +77,7 @@ def invoice_filename(invoice: Invoice, extension: str) -> str:
 
 
 def invoice_html(invoice: Invoice) -> str:
-    return render_to_string("billing/invoice.html", {"document": invoice_document(invoice)})
+    return render_to_string("billing/invoice.html", {"document": invoice_document(invoice), "totals": invoice})
 
 
 # A Unicode font (Greek names and addresses) when the system has one; ReportLab's built-in
@@ -103,16 +103,18 @@ def _fonts() -> tuple[str, str]:
     return "Helvetica", "Helvetica-Bold"
 
 
-def invoice_pdf(invoice: Invoice) -> bytes:
-    """The invoice as a PDF (A4), the same content as the HTML."""
+def _pdf_render(*, title: str, operator: str, facts: list[str], customer_lines: list[str], header: list[str],
+                rows: list[list], widths_mm: list[int], totals: list[list[str]], notes: list[str]) -> bytes:
+    """The one A4 layout of our documents: operator, title, facts, customer, the lines'
+    table (the description, column 2, wraps), the totals box, notes in small print."""
+    from xml.sax.saxutils import escape
+
     from reportlab.lib import colors
     from reportlab.lib.pagesizes import A4
     from reportlab.lib.styles import getSampleStyleSheet
     from reportlab.lib.units import mm
     from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
-    from xml.sax.saxutils import escape
 
-    document = invoice_document(invoice)
     regular, bold = _fonts()
     styles = getSampleStyleSheet()
     for style in styles.byName.values():
@@ -120,41 +122,50 @@ def invoice_pdf(invoice: Invoice) -> bytes:
     small = styles["BodyText"].clone("small", fontSize=8, leading=10)
     buffer = io.BytesIO()
     pdf = SimpleDocTemplate(buffer, pagesize=A4, leftMargin=18 * mm, rightMargin=18 * mm, topMargin=18 * mm,
-                            bottomMargin=18 * mm, title=f"{document.title} {invoice.number or ''}".strip(),
-                            author=document.operator)
-    currency = invoice.currency
-    story = [
-        Paragraph(escape(document.operator), styles["Title"]),
-        Paragraph(escape(f"{document.title} {invoice.number or ''}"), styles["Heading2"]),
-        Paragraph(escape(f"Date: {document.issued_on}    Account: {document.account_number}"), styles["BodyText"]),
-        Spacer(1, 4 * mm),
-        Paragraph("<br/>".join(escape(part) for part in [document.customer, *document.address_lines]), styles["BodyText"]),
-        Spacer(1, 6 * mm),
-    ]
-    rows = [["#", "Description", "Qty", "Unit price", "Net", "Tax", "Total"]]
-    for line in document.lines:
-        rows.append([str(line.position), Paragraph(escape(line.description), small), f"{line.quantity.normalize():f}",
-                     f"{line.unit_price:.2f}", f"{line.net:.2f}", f"{line.tax:.2f} ({line.tax_rate}%)", f"{line.gross:.2f}"])
-    table = Table(rows, colWidths=[8 * mm, 72 * mm, 12 * mm, 20 * mm, 18 * mm, 26 * mm, 18 * mm], repeatRows=1)
+                            bottomMargin=18 * mm, title=title, author=operator)
+    story = [Paragraph(escape(operator), styles["Title"]), Paragraph(escape(title), styles["Heading2"])]
+    story += [Paragraph(escape(fact), styles["BodyText"]) for fact in facts]
+    story += [Spacer(1, 4 * mm), Paragraph("<br/>".join(escape(part) for part in customer_lines), styles["BodyText"]),
+              Spacer(1, 6 * mm)]
+    body = [[row[0], Paragraph(escape(row[1]), small), *row[2:]] for row in rows]
+    table = Table([header, *body], colWidths=[width * mm for width in widths_mm], repeatRows=1)
     table.setStyle(TableStyle([
         ("FONTSIZE", (0, 0), (-1, -1), 8), ("FONTNAME", (0, 0), (-1, -1), regular), ("FONTNAME", (0, 0), (-1, 0), bold),
         ("LINEBELOW", (0, 0), (-1, 0), 0.5, colors.black), ("ALIGN", (2, 0), (-1, -1), "RIGHT"),
         ("VALIGN", (0, 0), (-1, -1), "TOP"),
     ]))
     story += [table, Spacer(1, 6 * mm)]
-    totals = [[f"{tax.name} {tax.rate}% on {tax.net:.2f}", f"{tax.tax:.2f} {currency}"] for tax in document.taxes]
-    totals += [["Net", f"{invoice.net_total:.2f} {currency}"], ["Tax", f"{invoice.tax_total:.2f} {currency}"],
-               ["Total", f"{invoice.gross_total:.2f} {currency}"]]
     summary = Table(totals, colWidths=[60 * mm, 30 * mm], hAlign="RIGHT")
     summary.setStyle(TableStyle([("ALIGN", (1, 0), (1, -1), "RIGHT"), ("FONTNAME", (0, 0), (-1, -1), regular),
                                  ("FONTNAME", (0, -1), (-1, -1), bold),
                                  ("LINEABOVE", (0, -1), (-1, -1), 0.5, colors.black)]))
     story.append(summary)
-    for note in document.credit_notes:
-        story.append(Paragraph(escape(f"Credit note {note.number} of {timezone.localtime(note.issued_at):%Y-%m-%d}: "
-                                      f"{note.gross_total:.2f} {currency} ({note.reason})"), small))
+    story += [Paragraph(escape(note), small) for note in notes]
     pdf.build(story)
     return buffer.getvalue()
+
+
+def _totals(document, obj, currency: str, total_label: str) -> list[list[str]]:
+    totals = [[f"{tax.name} {tax.rate}% on {tax.net:.2f}", f"{tax.tax:.2f} {currency}"] for tax in document.taxes]
+    return totals + [["Net", f"{obj.net_total:.2f} {currency}"], ["Tax", f"{obj.tax_total:.2f} {currency}"],
+                     [total_label, f"{obj.gross_total:.2f} {currency}"]]
+
+
+def invoice_pdf(invoice: Invoice) -> bytes:
+    """The invoice as a PDF (A4), the same content as the HTML."""
+    document = invoice_document(invoice)
+    currency = invoice.currency
+    return _pdf_render(
+        title=f"{document.title} {invoice.number or ''}".strip(), operator=document.operator,
+        facts=[f"Date: {document.issued_on}    Account: {document.account_number}"],
+        customer_lines=[document.customer, *document.address_lines],
+        header=["#", "Description", "Qty", "Unit price", "Net", "Tax", "Total"],
+        rows=[[str(line.position), line.description, f"{line.quantity.normalize():f}", f"{line.unit_price:.2f}", f"{line.net:.2f}",
+               f"{line.tax:.2f} ({line.tax_rate}%)", f"{line.gross:.2f}"] for line in document.lines],
+        widths_mm=[8, 72, 12, 20, 18, 26, 18], totals=_totals(document, invoice, currency, "Total"),
+        notes=[f"Credit note {note.number} of {timezone.localtime(note.issued_at):%Y-%m-%d}: {note.gross_total:.2f} {currency} "
+               f"({note.reason})" for note in document.credit_notes],
+    )
 
 
 # --- Credit notes ------------------------------------------------------------------------
@@ -211,56 +222,19 @@ def credit_note_filename(note: CreditNote, extension: str) -> str:
 
 
 def credit_note_html(note: CreditNote) -> str:
-    return render_to_string("billing/credit_note.html", {"document": credit_note_document(note)})
+    return render_to_string("billing/credit_note.html", {"document": credit_note_document(note), "totals": note})
 
 
 def credit_note_pdf(note: CreditNote) -> bytes:
     """The credit note as a PDF (A4), the same content as the HTML."""
-    from reportlab.lib import colors
-    from reportlab.lib.pagesizes import A4
-    from reportlab.lib.styles import getSampleStyleSheet
-    from reportlab.lib.units import mm
-    from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
-    from xml.sax.saxutils import escape
-
     document = credit_note_document(note)
-    regular, bold = _fonts()
-    styles = getSampleStyleSheet()
-    for style in styles.byName.values():
-        style.fontName = bold if style.name in {"Title", "Heading2"} else regular
-    small = styles["BodyText"].clone("small", fontSize=8, leading=10)
-    buffer = io.BytesIO()
-    pdf = SimpleDocTemplate(buffer, pagesize=A4, leftMargin=18 * mm, rightMargin=18 * mm, topMargin=18 * mm,
-                            bottomMargin=18 * mm, title=f"{document.title} {note.number}", author=document.operator)
-    currency = note.currency
-    story = [
-        Paragraph(escape(document.operator), styles["Title"]),
-        Paragraph(escape(f"{document.title} {note.number}"), styles["Heading2"]),
-        Paragraph(escape(f"Date: {document.issued_on}    Account: {document.account_number}"), styles["BodyText"]),
-        Paragraph(escape(f"Corrects invoice {document.invoice_number} of {document.invoice_issued_on}"), styles["BodyText"]),
-        Paragraph(escape(f"Reason: {note.reason}"), styles["BodyText"]),
-        Spacer(1, 4 * mm),
-        Paragraph("<br/>".join(escape(part) for part in [document.customer, *document.address_lines]), styles["BodyText"]),
-        Spacer(1, 6 * mm),
-    ]
-    rows = [["Invoice line", "Description", "Net", "Tax", "Total"]]
-    for line in document.lines:
-        rows.append([str(line.invoice_line.position), Paragraph(escape(line.description), small), f"{line.net:.2f}",
-                     f"{line.tax:.2f} ({line.tax_rate}%)", f"{line.gross:.2f}"])
-    table = Table(rows, colWidths=[20 * mm, 88 * mm, 20 * mm, 28 * mm, 20 * mm], repeatRows=1)
-    table.setStyle(TableStyle([
-        ("FONTSIZE", (0, 0), (-1, -1), 8), ("FONTNAME", (0, 0), (-1, -1), regular), ("FONTNAME", (0, 0), (-1, 0), bold),
-        ("LINEBELOW", (0, 0), (-1, 0), 0.5, colors.black), ("ALIGN", (2, 0), (-1, -1), "RIGHT"),
-        ("VALIGN", (0, 0), (-1, -1), "TOP"),
-    ]))
-    story += [table, Spacer(1, 6 * mm)]
-    totals = [[f"{tax.name} {tax.rate}% on {tax.net:.2f}", f"{tax.tax:.2f} {currency}"] for tax in document.taxes]
-    totals += [["Net", f"{note.net_total:.2f} {currency}"], ["Tax", f"{note.tax_total:.2f} {currency}"],
-               ["Total credited", f"{note.gross_total:.2f} {currency}"]]
-    summary = Table(totals, colWidths=[60 * mm, 30 * mm], hAlign="RIGHT")
-    summary.setStyle(TableStyle([("ALIGN", (1, 0), (1, -1), "RIGHT"), ("FONTNAME", (0, 0), (-1, -1), regular),
-                                 ("FONTNAME", (0, -1), (-1, -1), bold),
-                                 ("LINEABOVE", (0, -1), (-1, -1), 0.5, colors.black)]))
-    story.append(summary)
-    pdf.build(story)
-    return buffer.getvalue()
+    return _pdf_render(
+        title=f"{document.title} {note.number}", operator=document.operator,
+        facts=[f"Date: {document.issued_on}    Account: {document.account_number}",
+               f"Corrects invoice {document.invoice_number} of {document.invoice_issued_on}", f"Reason: {note.reason}"],
+        customer_lines=[document.customer, *document.address_lines],
+        header=["Invoice line", "Description", "Net", "Tax", "Total"],
+        rows=[[str(line.invoice_line.position), line.description, f"{line.net:.2f}", f"{line.tax:.2f} ({line.tax_rate}%)",
+               f"{line.gross:.2f}"] for line in document.lines],
+        widths_mm=[20, 88, 20, 28, 20], totals=_totals(document, note, note.currency, "Total credited"), notes=[],
+    )

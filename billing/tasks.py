@@ -72,14 +72,10 @@ def billing_run_chunks_task(run_pk: int) -> int:
 
 @shared_task
 def billing_runs_resume_task() -> int:
-    """Beat: give every RUNNING run a worker again (chunks held by a live worker are
-    skipped, so this never bills anything twice); returns how many runs were resumed."""
-    from .services.runs import billing_runs_resumable
+    """Beat: give every RUNNING run a worker again; returns how many runs were resumed."""
+    from .services.runs import billing_runs_resume
 
-    runs = list(billing_runs_resumable().values_list("pk", flat=True))
-    for run_pk in runs:
-        billing_run_chunks_task.delay(run_pk)
-    return len(runs)
+    return billing_runs_resume()
 
 
 @shared_task

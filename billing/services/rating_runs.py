@@ -32,11 +32,9 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from accounts.models import Address
 from catalogs.models import Product, UsageServiceCatalog
 from catalogs.rating import RateQuote, operator_time_zone, rate_usage, usage_quotes_for, usage_service_quote
 from core.choices import LifecycleState
@@ -44,6 +42,7 @@ from core.exceptions import ApplicationError
 from subscriptions.models import Subscription, SubscriptionService
 
 from ..models import Invoice, UsageDetailRecord
+from ..selectors import billing_countries_for
 from .invoicing import _rules_met, usage_bill_if_due
 
 State = UsageDetailRecord.State
@@ -295,7 +294,7 @@ def _bill_due_together(subscriptions: list[Subscription]) -> tuple[int, list[Sub
                     .select_related("product__product_type", "title").order_by("usage_at", "pk")):
             udrs[udr.subscription_id].append(udr)
         due = [by_pk[pk] for pk in sorted(udrs) if _rules_met(by_pk[pk].billing_term_scheme, udrs[pk])]
-        countries = _billing_countries([sub.account for sub in due])
+        countries = billing_countries_for(contact_ids=[sub.account.contact_id for sub in due])
         bills: list[tuple[Subscription, AccountBill]] = []
         for subscription in due:
             bill = AccountBill(account=subscription.account, country=countries[subscription.account.contact_id],
@@ -324,17 +323,6 @@ def _one_per_account(bills: list[tuple]) -> tuple[list[tuple], list[tuple]]:
         (rest if item[1].account.pk in seen else batch).append(item)
         seen.add(item[1].account.pk)
     return batch, rest
-
-
-def _billing_countries(accounts) -> dict[int, str]:
-    """Where each account is taxed, by contact id (``selectors.billing_country_for`` for
-    many accounts in one query: the first BILLING address, else ``DEFAULT_COUNTRY``)."""
-    contact_ids = {account.contact_id for account in accounts}
-    countries = dict.fromkeys(contact_ids, settings.DEFAULT_COUNTRY)
-    for contact_id, country in (Address.objects.filter(contact_id__in=contact_ids, kind=Address.Kind.BILLING)
-                                .order_by("-pk").values_list("contact_id", "country")):
-        countries[contact_id] = country or settings.DEFAULT_COUNTRY
-    return countries
 
 
 def udr_rating_claim_and_rate(*, chunk_size: int = DEFAULT_CHUNK, bill: bool = True) -> int:

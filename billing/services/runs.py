@@ -39,20 +39,19 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 
-from django.conf import settings
 from django.contrib.contenttypes.models import ContentType
 from django.db import connection, transaction
 from django.db.models import F, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from accounts.models import AccountsReceivable, Address, Classification
+from accounts.models import AccountsReceivable, Classification
 from catalogs.models import PricePlan, PricePlanRate, Product
 from catalogs.pricing import PERIOD_MONTHS, months_add, price_plan_rate_for, promotion_applies_to, recurring_charge
 from core.choices import Channel
 from core.models import AuditEntry
 from core.services import audit_record, sequence_take
-from core.exceptions import ValidationFailed
+from core.exceptions import TransitionNotAllowed, ValidationFailed
 from core.validation import Errors, error_add, errors_raise
 from subscriptions.models import Subscription, SubscriptionService
 
@@ -60,7 +59,7 @@ from ..models import (
     BilledPeriod, BillingRun, BillingRunChunk, BillingTermScheme, Invoice, InvoiceLine, JournalEntry, LedgerAccount,
     OneTimeCharge, Posting, PromotionGrant, TaxRate, UsageDetailRecord,
 )
-from ..selectors import billing_country_for
+from ..selectors import billing_countries_for, billing_country_for
 from .invoicing import _legs, _usage_line_description, invoices_collect_on_commit, revenue_ledger_for
 from .taxes import line_amounts
 
@@ -323,8 +322,7 @@ def accounts_bill_plan(*, account_ids: Sequence[int], run_date: date, scheme: Bi
     classifications = Classification.objects.in_bulk({row[3] for row in rows})
     accounts = {pk: _Account(pk, contact, currency, classifications.get(classification))
                 for pk, contact, currency, classification in rows}
-    countries = dict(Address.objects.filter(contact_id__in=[a.contact_id for a in accounts.values()], kind=Address.Kind.BILLING)
-                     .values_list("contact_id", "country"))
+    countries = billing_countries_for(contact_ids=[a.contact_id for a in accounts.values()])
     schemes = BillingTermScheme.objects.in_bulk()
     subscriptions = Subscription.objects.filter(account_id__in=accounts).exclude(state=Subscription.State.DRAFT)
     if scheme is not None:
@@ -362,7 +360,7 @@ def accounts_bill_plan(*, account_ids: Sequence[int], run_date: date, scheme: Bi
     bills = []
     for account_id in sorted(accounts):
         account = accounts[account_id]
-        bill = AccountBill(account=account, country=countries.get(account.contact_id) or settings.DEFAULT_COUNTRY)
+        bill = AccountBill(account=account, country=countries[account.contact_id])
         try:
             for subscription in by_account[account_id]:
                 _recurring_lines(bill, subscription, services[subscription.pk], grants[subscription.pk], billed, run_date)
@@ -688,7 +686,22 @@ def billing_run_errors(*, run: BillingRun) -> list[dict]:
         run.chunks.exclude(errors=[]).order_by("first_account_id").values_list("errors", flat=True)))
 
 
-def billing_runs_resumable():
-    """Runs a worker died in: RUNNING with chunks still PENDING (beat resumes them)."""
-    return BillingRun.objects.filter(state=State.RUNNING)
+def billing_run_resume(*, run: BillingRun) -> BillingRun:
+    """Give a RUNNING run a worker again (after a worker died); chunks a live worker holds
+    are skipped, so this never bills anything twice. Refused for a run that is not RUNNING."""
+    from ..tasks import billing_run_chunks_task
+
+    if run.state != State.RUNNING:
+        raise TransitionNotAllowed(f"{run} is {run.get_state_display().lower()}; only a running run is resumed.",
+                                   code="billing_run_not_running")
+    transaction.on_commit(lambda: billing_run_chunks_task.delay(run.pk))
+    return run
+
+
+def billing_runs_resume() -> int:
+    """Beat: resume every RUNNING run; returns how many."""
+    runs = list(BillingRun.objects.filter(state=State.RUNNING))
+    for run in runs:
+        billing_run_resume(run=run)
+    return len(runs)
 

@@ -43,11 +43,12 @@ from decimal import ROUND_HALF_UP, Decimal
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
-from django.db.models import BooleanField, Count, Exists, F, OuterRef, Prefetch, Q, QuerySet, Value
+from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet
 from django.utils import timezone
 
 from accounts.models import AccountsReceivable, Classification
 from core.choices import LifecycleState
+from core.refcache import reference_cached
 from core.exceptions import ApplicationError, NotFound, ValidationFailed
 
 from .models import ContentTitle, PricePlan, PricePlanRate, Product, ProductType, UsageService, UsageServiceCatalog, UsageTier
@@ -125,44 +126,97 @@ def wall_clock(at: datetime) -> datetime:
 
 # --- The catalog that applies -----------------------------------------------------------
 
-def _valid_at(at: datetime) -> Q:
-    return (Q(valid_from__isnull=True) | Q(valid_from__lte=at)) & (Q(valid_until__isnull=True) | Q(valid_until__gt=at))
-
-
-def _classification_condition(classification: Classification | str | None) -> dict:
-    if classification is None:
-        return {}
-    if isinstance(classification, Classification):
-        return {"classification_id": classification.pk}
-    return {"classification__code": classification}
-
-
 def _classification_code(classification: Classification | str | None) -> str:
     if classification is None:
         return "none"
     return classification.code if isinstance(classification, Classification) else classification
 
 
-def _applicable_catalogs(
-    *, classification: Classification | str | None, at: datetime, subscription_services: Iterable[Product] | None
-) -> QuerySet[UsageServiceCatalog]:
-    """EFFECTIVE catalogs valid at ``at`` that admit the account, best first."""
-    conditions = UsageServiceCatalog.classifications.through.objects.filter(usageservicecatalog_id=OuterRef("pk"))
-    requirements = UsageServiceCatalog.required_services.through.objects.filter(usageservicecatalog_id=OuterRef("pk"))
-    mine = _classification_condition(classification)
-    names_mine = Exists(conditions.filter(**mine)) if mine else Value(False, output_field=BooleanField())
+@dataclass(frozen=True)
+class _Entry:
+    """An EFFECTIVE usage catalog as rating sees it: its conditions, its services by product
+    (with their tiers, in window order) and what it requires."""
+
+    catalog: UsageServiceCatalog
+    classification_ids: frozenset[int]
+    classification_codes: frozenset[str]
+    required_ids: frozenset[int]
+    services: dict[int, UsageService]
+
+    def valid_at(self, at: datetime) -> bool:
+        return ((self.catalog.valid_from is None or self.catalog.valid_from <= at)
+                and (self.catalog.valid_until is None or self.catalog.valid_until > at))
+
+    def names(self, classification: Classification | str | int | None) -> bool:
+        if classification is None:
+            return False
+        if isinstance(classification, Classification):
+            return classification.pk in self.classification_ids
+        if isinstance(classification, int):
+            return classification in self.classification_ids
+        return classification in self.classification_codes
+
+
+def _entries_load() -> tuple[_Entry, ...]:
     catalogs = (
         UsageServiceCatalog.objects.filter(state=LifecycleState.EFFECTIVE)
-        .filter(_valid_at(at))
-        .annotate(names_mine=names_mine)
-        .filter(~Exists(conditions) | Q(names_mine=True))
+        .select_related("provider")
+        .prefetch_related(
+            "classifications",
+            Prefetch("required_services", queryset=Product.objects.select_related("product_type").order_by("code")),
+            Prefetch("services", queryset=UsageService.objects.select_related("product__product_type").prefetch_related(
+                Prefetch("tiers", queryset=UsageTier.objects.order_by("start_time", "pk")))),
+        )
     )
-    if subscription_services is not None:
-        held = [service.pk for service in subscription_services]
-        catalogs = catalogs.filter(~Exists(requirements) | Exists(requirements.filter(product_id__in=held)))
-    return catalogs.order_by(
-        F("names_mine").desc(), "priority", F("valid_from").desc(nulls_last=True), "pk"
-    ).prefetch_related(Prefetch("required_services", queryset=Product.objects.order_by("code")))
+    return tuple(
+        _Entry(
+            catalog=catalog,
+            classification_ids=frozenset(c.pk for c in catalog.classifications.all()),
+            classification_codes=frozenset(c.code for c in catalog.classifications.all()),
+            required_ids=frozenset(p.pk for p in catalog.required_services.all()),
+            services={service.product_id: service for service in catalog.services.all()},
+        )
+        for catalog in catalogs
+    )
+
+
+def _entries() -> tuple[_Entry, ...]:
+    """Every EFFECTIVE usage catalog, loaded once per process and version of the catalog
+    tables (``core.refcache``: a change anywhere in them is seen by the next rating)."""
+    return reference_cached("catalog", "usage_catalogs", _entries_load)
+
+
+def _applicable(
+    *, classification: Classification | str | int | None, at: datetime, subscription_services: Iterable[Product] | None
+) -> _Entry | None:
+    """The best EFFECTIVE catalog valid at ``at`` that admits the account: one naming its
+    classification beats one without a condition, then the lower priority, then the newest
+    ``valid_from`` (an open start counts as oldest), then the lowest pk."""
+    held = None if subscription_services is None else {service.pk for service in subscription_services}
+    candidates = []
+    for entry in _entries():
+        if not entry.valid_at(at):
+            continue
+        names_mine = entry.names(classification)
+        if entry.classification_ids and not names_mine:
+            continue
+        if held is not None and entry.required_ids and not entry.required_ids & held:
+            continue
+        valid_from = entry.catalog.valid_from
+        candidates.append(((not names_mine, entry.catalog.priority, valid_from is None,
+                            -valid_from.timestamp() if valid_from else 0, entry.catalog.pk), entry))
+    return min(candidates, key=lambda candidate: candidate[0])[1] if candidates else None
+
+
+def _no_catalog(classification, at: datetime, subscription_services) -> ApplicationError:
+    if isinstance(classification, int):
+        classification = Classification.objects.filter(pk=classification).values_list("code", flat=True).first()
+    held = "" if subscription_services is None else " with the subscription's services"
+    return ApplicationError(
+        f"No effective usage service catalog applies to classification {_classification_code(classification)}{held} "
+        f"at {wall_clock(at):%Y-%m-%d %H:%M} {settings.TIME_ZONE}.",
+        code="no_catalog",
+    )
 
 
 def usage_catalog_for(
@@ -177,15 +231,10 @@ def usage_catalog_for(
     Raises ApplicationError ``no_catalog`` when none applies.
     """
     _require_aware(at)
-    catalog = _applicable_catalogs(classification=classification, at=at, subscription_services=subscription_services).first()
-    if catalog is None:
-        held = "" if subscription_services is None else " with the subscription's services"
-        raise ApplicationError(
-            f"No effective usage service catalog applies to classification {_classification_code(classification)}{held} "
-            f"at {wall_clock(at):%Y-%m-%d %H:%M} {settings.TIME_ZONE}.",
-            code="no_catalog",
-        )
-    return catalog
+    entry = _applicable(classification=classification, at=at, subscription_services=subscription_services)
+    if entry is None:
+        raise _no_catalog(classification, at, subscription_services)
+    return entry.catalog
 
 
 # --- Rating -----------------------------------------------------------------------------
@@ -219,7 +268,7 @@ def _require_usage_service(product: Product) -> None:
 
 
 def _quote(catalog: UsageServiceCatalog, usage_service: UsageService, local_time: datetime) -> RateQuote:
-    tiers = list(usage_service.tiers.all())
+    tiers = usage_service.tiers.all()
     tier = tier_for(tiers, local_time)
     zone_name = settings.TIME_ZONE
     if tier is not None:
@@ -250,12 +299,6 @@ def usage_service_quote(*, catalog: UsageServiceCatalog, usage_service: UsageSer
     return _quote(catalog, usage_service, wall_clock(at))
 
 
-def _usage_services(catalog: UsageServiceCatalog) -> QuerySet[UsageService]:
-    return catalog.services.select_related("product").prefetch_related(
-        Prefetch("tiers", queryset=UsageTier.objects.order_by("start_time", "pk"))
-    )
-
-
 def rate_usage(
     *,
     product: Product,
@@ -274,10 +317,15 @@ def rate_usage(
     _require_aware(at)
     _require_usage_service(product)
     if classification is None and account is not None:
-        classification = account.classification
-    catalog = usage_catalog_for(classification=classification, at=at, subscription_services=subscription_services)
-    usage_service = _usage_services(catalog).filter(product=product).first()
+        classification = account.classification_id
+    entry = _applicable(classification=classification, at=at, subscription_services=subscription_services)
+    if entry is None:
+        raise _no_catalog(classification, at, subscription_services)
+    catalog = entry.catalog
+    usage_service = entry.services.get(product.pk)
     if usage_service is None:
+        if isinstance(classification, int):
+            classification = Classification.objects.filter(pk=classification).values_list("code", flat=True).first()
         raise ApplicationError(
             f"{product} is not in catalog '{catalog}', the catalog that applies to classification "
             f"{_classification_code(classification)}.",
@@ -300,11 +348,12 @@ def usage_quotes_for(
     product_ids = {product.pk for product in products if product.is_usage_service}
     if not product_ids:
         return {}
-    catalog = _applicable_catalogs(classification=classification, at=at, subscription_services=subscription_services).first()
-    if catalog is None:
+    entry = _applicable(classification=classification, at=at, subscription_services=subscription_services)
+    if entry is None:
         return {}
     local_time = wall_clock(at)
-    return {service.product_id: _quote(catalog, service, local_time) for service in _usage_services(catalog).filter(product_id__in=product_ids)}
+    return {product_id: _quote(entry.catalog, service, local_time) for product_id, service in entry.services.items()
+            if product_id in product_ids}
 
 
 # --- Portal reads: titles with their price, packages with their rates -------------------

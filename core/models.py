@@ -67,3 +67,22 @@ class AuditEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.object_repr}: {self.action}"
+
+
+class ReferenceVersion(models.Model):
+    """A version of a group of reference tables (the usage catalogs, ...), bumped by a
+    PostgreSQL trigger on every statement that writes one of them — ORM, bulk update, raw
+    SQL or TRUNCATE alike. ``core.refcache`` keeps a group's data in each process and
+    reloads it when the version it reads differs: never stale, without one query per table.
+
+    ``writer`` is a number from a sequence taken by each bump (sequences are not rolled
+    back), so a version bumped by a transaction or savepoint that rolled back is never
+    mistaken for a later one with the same counter.
+    """
+
+    name = models.CharField(max_length=32, primary_key=True)
+    counter = models.BigIntegerField(default=0)
+    writer = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.name} v{self.counter}"

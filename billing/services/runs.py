@@ -50,6 +50,7 @@ from catalogs.models import PricePlan, PricePlanRate, Product
 from catalogs.pricing import PERIOD_MONTHS, months_add, price_plan_rate_for, promotion_applies_to, recurring_charge
 from core.choices import Channel
 from core.models import AuditEntry
+from core.refcache import reference_cached
 from core.services import audit_record, sequence_take
 from core.exceptions import TransitionNotAllowed, ValidationFailed
 from core.validation import Errors, error_add, errors_raise
@@ -176,17 +177,23 @@ class AccountBill:
         return not (self.lines or self.free_periods or self.free_udrs or self.free_one_time)
 
 
+def _tax_rates_load() -> dict[tuple[str, str], list[TaxRate]]:
+    rates = defaultdict(list)
+    for rate in TaxRate.objects.order_by("-valid_from"):
+        rates[(rate.country, rate.tax_class)].append(rate)
+    return dict(rates)
+
+
 class _TaxRates:
-    """Tax rates by (country, class, day), read once per chunk."""
+    """Tax rates by (country, class, day), remembered per process until finance changes one
+    (``core.refcache``, group ``billing``: a trigger on the table bumps its version)."""
 
     def __init__(self) -> None:
-        self._rates = defaultdict(list)
-        for rate in TaxRate.objects.order_by("-valid_from"):
-            self._rates[(rate.country, rate.tax_class)].append(rate)
+        self._rates = reference_cached("billing", "tax_rates", _tax_rates_load)
 
     def for_line(self, country: str, product: Product, on: date) -> TaxRate:
         tax_class = product.product_type.classification
-        for rate in self._rates[(country, tax_class)]:
+        for rate in self._rates.get((country, tax_class), ()):
             if rate.valid_from <= on and (rate.valid_until is None or rate.valid_until >= on):
                 return rate
         raise AccountNotBillable(f"No tax rate for {product.product_type.get_classification_display()} in {country} on {on}; "
@@ -409,6 +416,24 @@ def _reserve_ids(model, count: int) -> list[int]:
     return list(range(first, first + count))
 
 
+def _reserve_ids_many(counts: dict) -> dict:
+    """``_reserve_ids`` for several tables in one round trip on PostgreSQL (an instant
+    invoice needs one id from each of three sequences)."""
+    if connection.vendor != "postgresql":
+        return {model: _reserve_ids(model, count) for model, count in counts.items()}
+    wanted = [(model, count) for model, count in counts.items() if count]
+    ids = {model: [] for model in counts}
+    if not wanted:
+        return ids
+    parts = " UNION ALL ".join(
+        f"SELECT {n}, nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)" for n in range(len(wanted)))
+    with connection.cursor() as cursor:
+        cursor.execute(parts, [value for model, count in wanted for value in (model._meta.db_table, count)])
+        for n, value in cursor.fetchall():
+            ids[wanted[n][0]].append(value)
+    return ids
+
+
 def _insert(model, columns: Sequence[str], rows: list[tuple]) -> None:
     """Insert rows: COPY on PostgreSQL (the fast path), bulk_create elsewhere."""
     if not rows:
@@ -446,11 +471,11 @@ def bills_write(*, bills: Sequence[AccountBill], run: BillingRun | None, issued_
 
     invoiced = [(bill, lines) for bill, lines in priced if lines]
     numbers = sequence_take(name=f"INV-{issued_on.year}", prefix=f"INV-{issued_on.year}-", padding=6, count=len(invoiced))
-    invoice_ids = _reserve_ids(Invoice, len(invoiced))
-    line_ids = iter(_reserve_ids(InvoiceLine, sum(len(lines) for _, lines in invoiced)))
-    ledgers = dict(LedgerAccount.objects.values_list("code", "pk"))
+    ledgers = reference_cached("billing", "ledger_accounts", lambda: dict(LedgerAccount.objects.values_list("code", "pk")))
     legs_by_invoice = [_legs(bill.account.pk, lines, sign=1) for bill, lines in invoiced]
-    entry_ids = iter(_reserve_ids(JournalEntry, sum(1 for legs in legs_by_invoice if legs)))
+    reserved = _reserve_ids_many({Invoice: len(invoiced), InvoiceLine: sum(len(lines) for _, lines in invoiced),
+                                  JournalEntry: sum(1 for legs in legs_by_invoice if legs)})
+    invoice_ids, line_ids, entry_ids = reserved[Invoice], iter(reserved[InvoiceLine]), iter(reserved[JournalEntry])
 
     invoices, entries, postings, line_rows, periods, audits = [], [], [], [], [], []
     billed_udrs, billed_charges = [], []
@@ -526,7 +551,11 @@ def usage_invoice_write(*, subscription: Subscription, udrs: Sequence[UsageDetai
                            channel=channel)
     if errors:
         raise ValidationFailed("The usage cannot be invoiced.", fields={"tax": [errors[account.pk]]})
-    return Invoice.objects.get(pk=invoices[0].pk) if invoices else None
+    if not invoices:
+        return None
+    invoice = invoices[0]
+    invoice._state.adding, invoice._state.db = False, "default"  # written above, as a fetched row would be
+    return invoice
 
 
 def _one_time_charges_billed(charges: list[OneTimeCharge]) -> None:

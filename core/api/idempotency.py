@@ -5,6 +5,10 @@ header is executed once per caller and key; a repeat with the same body receives
 response again (with ``Idempotent-Replayed: true``), a repeat with a different body gets
 409 ``idempotency_key_reused``, and a repeat while the first is still running gets 409
 ``idempotency_in_progress``. Requests without the header behave as usual.
+
+``@idempotent_atomic`` does the same in one transaction with the handler's work (see
+``core.services.idempotent_call_atomic``): for handlers that only write the database, such
+as the PPV order; never for one that calls a payment gateway mid-request.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from core.services import idempotent_call, request_fingerprint
+from core.services import idempotent_call, idempotent_call_atomic, request_fingerprint
 
 HEADER = "Idempotency-Key"
 
@@ -33,7 +37,7 @@ def caller_scope(request: Request) -> str:
     return "anonymous"
 
 
-def idempotent(handler: Callable[..., Response]) -> Callable[..., Response]:
+def idempotent(handler: Callable[..., Response], *, runner: Callable = idempotent_call) -> Callable[..., Response]:
     @functools.wraps(handler)
     def wrapper(view, request: Request, *args, **kwargs) -> Response:
         key = request.headers.get(HEADER)
@@ -45,7 +49,7 @@ def idempotent(handler: Callable[..., Response]) -> Callable[..., Response]:
             body = json.loads(JSONRenderer().render(response.data)) if response.data is not None else None
             return response.status_code, body
 
-        status, body, replayed = idempotent_call(
+        status, body, replayed = runner(
             scope=caller_scope(request),
             key=key,
             fingerprint=request_fingerprint(method=request.method, path=request.path, body=request.data),
@@ -58,3 +62,7 @@ def idempotent(handler: Callable[..., Response]) -> Callable[..., Response]:
         return response
 
     return wrapper
+
+
+def idempotent_atomic(handler: Callable[..., Response]) -> Callable[..., Response]:
+    return idempotent(handler, runner=idempotent_call_atomic)

@@ -18,7 +18,7 @@ from accounts.api.permissions import IsDevice, IsPortalUser
 from accounts.selectors import account_primary_for_user
 from billing.models import UsageDetailRecord
 from catalogs.models import ContentTitle, Product
-from core.api.idempotency import idempotent
+from core.api.idempotency import idempotent_atomic
 from core.api.scoping import OwnedObjectMixin
 from core.choices import Channel, Screen
 from core.exceptions import NotFound
@@ -110,14 +110,14 @@ class OrderListView(GenericAPIView):
             return UsageDetailRecord.objects.none()
         return order_list_for_account(account=_my_account(self.request.user))
 
-    @extend_schema(summary="My PPV orders", tags=["orders"], operation_id="orders_list")
+    @extend_schema(responses={200: OrderSerializer(many=True)}, summary="My PPV orders", tags=["orders"], operation_id="orders_list")
     def get(self, request):
         page = self.paginate_queryset(self.get_queryset())
         return self.get_paginated_response(self.get_serializer(page, many=True).data)
 
     @extend_schema(request=OrderRequestSerializer, responses={201: OrderSerializer, **ERRORS}, summary="Order a PPV movie",
                    tags=["orders"])
-    @idempotent
+    @idempotent_atomic
     def post(self, request):
         payload = OrderRequestSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
@@ -153,7 +153,7 @@ class SubscriptionListView(GenericAPIView):
         return (Subscription.objects.filter(account__contact__portal_user__user=self.request.user)
                 .select_related("account", "billing_term_scheme").prefetch_related("services__product"))
 
-    @extend_schema(summary="My subscriptions and their services", tags=["subscriptions"], operation_id="subscriptions_list")
+    @extend_schema(responses={200: SubscriptionSerializer(many=True)}, summary="My subscriptions and their services", tags=["subscriptions"], operation_id="subscriptions_list")
     def get(self, request):
         page = self.paginate_queryset(self.get_queryset())
         return self.get_paginated_response(self.get_serializer(page, many=True).data)
@@ -178,7 +178,7 @@ class DeviceOrderView(GenericAPIView):
 
     @extend_schema(request=DeviceOrderRequestSerializer, responses={201: OrderSerializer, **ERRORS},
                    summary="Order a PPV movie from the device (the remote's BUY button)", tags=["device"])
-    @idempotent
+    @idempotent_atomic
     def post(self, request):
         payload = DeviceOrderRequestSerializer(data=request.data)
         payload.is_valid(raise_exception=True)

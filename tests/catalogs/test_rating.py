@@ -13,7 +13,7 @@ from types import SimpleNamespace
 from zoneinfo import ZoneInfo
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from accounts.models import Classification
@@ -453,11 +453,37 @@ def test_a_catalog_the_subscription_does_not_qualify_for_gives_way_to_the_next(z
 
 # --- Errors (and rating never writes) ---------------------------------------------------
 
-def test_rating_only_reads(zx):
-    with reads_only() as captured:
+def test_rating_only_reads_and_remembers_the_catalogs_until_they_change(zx):
+    with reads_only() as cold:
         rate_usage(product=zx.lotr, at=local(2026, 5, 12, 3, 0), classification="NORMAL")
+    with reads_only() as warm:
+        quote = rate_usage(product=zx.lotr, at=local(2026, 5, 12, 3, 0), classification="NORMAL")
 
-    assert len(captured.captured_queries) <= 5
+    assert len(cold.captured_queries) <= 6
+    assert len(warm.captured_queries) == 1  # the catalogs' version: everything else is remembered
+    assert quote.amount == Decimal("5.0000")
+
+
+def test_a_changed_catalog_is_seen_by_the_next_rating_however_it_was_written(zx):
+    at = local(2026, 5, 12, 3, 0)
+    assert rate_usage(product=zx.lotr, at=at, classification="NORMAL").amount == Decimal("5.0000")
+
+    UsageTier.objects.filter(usage_service__catalog=zx.normal, usage_service__product=zx.lotr, rate=Decimal("5")).update(rate=Decimal("4.5"))
+    assert rate_usage(product=zx.lotr, at=at, classification="NORMAL").amount == Decimal("4.5000")
+
+    with connection.cursor() as cursor:  # not through the ORM at all
+        cursor.execute("UPDATE catalogs_usagetier SET rate = 4.25 WHERE rate = 4.5")
+    assert rate_usage(product=zx.lotr, at=at, classification="NORMAL").amount == Decimal("4.2500")
+
+
+def test_a_rolled_back_catalog_change_is_not_remembered(zx):
+    at = local(2026, 5, 12, 3, 0)
+    with pytest.raises(RuntimeError), transaction.atomic():
+        UsageTier.objects.filter(usage_service__catalog=zx.normal, usage_service__product=zx.lotr).update(rate=Decimal("1"))
+        assert rate_usage(product=zx.lotr, at=at, classification="NORMAL").amount == Decimal("1.0000")
+        raise RuntimeError("roll back")
+
+    assert rate_usage(product=zx.lotr, at=at, classification="NORMAL").amount == Decimal("5.0000")
 
 
 def test_no_catalog_is_a_clear_error_and_changes_nothing(zx):
@@ -513,7 +539,7 @@ def test_quotes_for_many_products_agree_with_one_by_one_rating(zx):
     for product in zx.titles:
         single = rate_usage(product=product, at=at, classification="NORMAL")
         assert (quotes[product.pk].amount, quotes[product.pk].reason) == (single.amount, single.reason)
-    assert len(captured.captured_queries) <= 5
+    assert len(captured.captured_queries) <= 6  # the catalogs' version, then the catalogs (remembered afterwards)
     assert isinstance(quotes[zx.lotr.pk], RateQuote)
 
 

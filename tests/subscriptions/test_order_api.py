@@ -12,7 +12,7 @@ from rest_framework.test import APIClient
 
 from accounts import services as account_services
 from billing.models import UsageDetailRecord
-from tests.conftest import portal_client_for
+from tests.conftest import PORTAL_PASSWORD, portal_client_for
 
 pytestmark = pytest.mark.django_db
 NICOSIA = ZoneInfo("Europe/Nicosia")
@@ -90,3 +90,50 @@ def test_my_subscriptions(client, subscriber):
     assert body["results"][0]["number"] == subscriber.number
     assert body["results"][0]["services"][0]["product"] == "PPV-SERVICE"
     assert client.get(f"/api/v1/subscriptions/{subscriber.number}/").status_code == 200
+
+
+def test_a_refused_order_keeps_its_rejected_action_and_a_repeat_gets_the_same_refusal(client, subscriber, movie):
+    subscriber.services.update(state="NOT_EFFECTIVE")
+    refused = client.post("/api/v1/orders/", {"title": movie("LOTR").pk}, format="json", HTTP_IDEMPOTENCY_KEY="k-refused")
+    assert refused.status_code == 409
+    assert subscriber.actions.filter(behavior="ADD_SERVICE_USAGE", state="REJECTED").count() == 1  # the call center sees it
+
+    subscriber.services.update(state="EFFECTIVE")
+    repeated = client.post("/api/v1/orders/", {"title": movie("LOTR").pk}, format="json", HTTP_IDEMPOTENCY_KEY="k-refused")
+    assert repeated.status_code == 409  # the key's outcome does not change
+    assert repeated.json()["error"]["fields"] == refused.json()["error"]["fields"]
+    assert not UsageDetailRecord.objects.exists()
+    anew = client.post("/api/v1/orders/", {"title": movie("LOTR").pk}, format="json", HTTP_IDEMPOTENCY_KEY="k-new")
+    assert anew.status_code == 201
+    assert UsageDetailRecord.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_repeats_of_an_order_make_one_order_and_answer_it_to_each(live_server, subscriber, movie):
+    """Four real HTTP requests with one key at once: the key is claimed in the order's own
+    transaction, so the repeats wait for it and all receive the same order."""
+    import json
+    import threading
+    import urllib.request
+
+    token = "Token " + account_services.portal_login(username=subscriber.account.contact.email, password=PORTAL_PASSWORD).key
+    bodies: list[tuple[int, dict]] = []
+    barrier = threading.Barrier(4)
+
+    def post():
+        request = urllib.request.Request(
+            f"{live_server.url}/api/v1/orders/", data=json.dumps({"title": movie("LOTR").pk}).encode(), method="POST",
+            headers={"Content-Type": "application/json", "Idempotency-Key": "race", "Authorization": token})
+        barrier.wait()
+        with urllib.request.urlopen(request, timeout=30) as response:
+            bodies.append((response.status, json.loads(response.read())))
+
+    threads = [threading.Thread(target=post) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert [status for status, _body in bodies] == [201] * 4
+    assert len({body["id"] for _status, body in bodies}) == 1
+    assert UsageDetailRecord.objects.count() == 1

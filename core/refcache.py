@@ -1,0 +1,89 @@
+"""Reference data remembered in each process, never stale.
+
+Rating reads the same few rows — the EFFECTIVE usage catalogs, their conditions, services
+and tiers — for every order and every chunk of usage; building those queries cost more
+than the rest of an order. ``reference_cached(group, key, load)`` keeps ``load()``'s result
+per process and returns it again as long as the group's version has not moved.
+
+The version lives in ``core_referenceversion`` and is bumped by a statement-level trigger
+on every table of the group (``reference_triggers``, installed by a migration of the app
+owning the tables), in the writer's own transaction. So:
+
+* a change is seen by the next read of any process once it commits, and at once by the
+  transaction that made it (it reads its own bump);
+* a rolled-back change (a transaction or a savepoint) leaves a version no later change can
+  repeat: each bump takes a number from a sequence, and sequences never go back;
+* reading the version is one primary-key lookup per use — the price of being exact.
+
+On databases without the triggers (the SQLite default of ``make run``) nothing is kept:
+``load()`` runs every time, which is correct and only slower.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+from django.db import connection
+
+T = TypeVar("T")
+
+_memo: dict[tuple[str, str, str], tuple[tuple[int, int], Any]] = {}
+
+BUMP_FUNCTION = """
+CREATE SEQUENCE IF NOT EXISTS core_reference_bump_seq;
+CREATE OR REPLACE FUNCTION core_reference_bump() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO core_referenceversion (name, counter, writer) VALUES (TG_ARGV[0], 1, nextval('core_reference_bump_seq'))
+    ON CONFLICT (name) DO UPDATE SET counter = core_referenceversion.counter + 1, writer = nextval('core_reference_bump_seq');
+    RETURN NULL;
+END
+$$;
+"""
+
+
+def reference_triggers(group: str, tables: Sequence[str]) -> tuple[str, str]:
+    """SQL installing (and removing) the version triggers of ``group`` on ``tables``."""
+    create = [BUMP_FUNCTION]
+    drop = []
+    for table in tables:
+        name = f"{table}_refversion"
+        create.append(f"DROP TRIGGER IF EXISTS {name} ON {table};")
+        create.append(
+            f"CREATE TRIGGER {name} AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON {table} "
+            f"FOR EACH STATEMENT EXECUTE FUNCTION core_reference_bump('{group}');"
+        )
+        drop.append(f"DROP TRIGGER IF EXISTS {name} ON {table};")
+    return "\n".join(create), "\n".join(drop)
+
+
+def reference_version(group: str) -> tuple[int, int] | None:
+    """The group's current version, or None where versions are not kept (not PostgreSQL)."""
+    if connection.vendor != "postgresql":
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT counter, writer FROM core_referenceversion WHERE name = %s", [group])
+        row = cursor.fetchone()
+    return (row[0], row[1]) if row else (0, 0)
+
+
+def reference_cached(group: str, key: str, load: Callable[[], T]) -> T:
+    """``load()``, or what it returned before if ``group`` has not changed since.
+
+    What is returned is shared by every caller of the process: treat it as read-only.
+    """
+    version = reference_version(group)
+    if version is None:
+        return load()
+    slot = (connection.settings_dict["NAME"], group, key)
+    remembered = _memo.get(slot)
+    if remembered is not None and remembered[0] == version:
+        return remembered[1]
+    value = load()
+    _memo[slot] = (version, value)
+    return value
+
+
+def reference_forget() -> None:
+    """Drop everything remembered (tests that swap databases)."""
+    _memo.clear()

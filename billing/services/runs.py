@@ -177,19 +177,20 @@ class AccountBill:
         return not (self.lines or self.free_periods or self.free_udrs or self.free_one_time)
 
 
-def _tax_rates_load() -> dict[tuple[str, str], list[TaxRate]]:
+def _billing_reference_load() -> tuple[dict[tuple[str, str], list[TaxRate]], dict[str, int]]:
     rates = defaultdict(list)
     for rate in TaxRate.objects.order_by("-valid_from"):
         rates[(rate.country, rate.tax_class)].append(rate)
-    return dict(rates)
+    return dict(rates), dict(LedgerAccount.objects.values_list("code", "pk"))
 
 
 class _TaxRates:
-    """Tax rates by (country, class, day), remembered per process until finance changes one
-    (``core.refcache``, group ``billing``: a trigger on the table bumps its version)."""
+    """Tax rates by (country, class, day) and the ledger accounts' ids by code, remembered
+    per process until finance changes one (``core.refcache``, group ``billing``: a trigger
+    on both tables bumps its version)."""
 
     def __init__(self) -> None:
-        self._rates = reference_cached("billing", "tax_rates", _tax_rates_load)
+        self._rates, self.ledgers = reference_cached("billing", "rates_and_ledgers", _billing_reference_load)
 
     def for_line(self, country: str, product: Product, on: date) -> TaxRate:
         tax_class = product.product_type.classification
@@ -471,7 +472,7 @@ def bills_write(*, bills: Sequence[AccountBill], run: BillingRun | None, issued_
 
     invoiced = [(bill, lines) for bill, lines in priced if lines]
     numbers = sequence_take(name=f"INV-{issued_on.year}", prefix=f"INV-{issued_on.year}-", padding=6, count=len(invoiced))
-    ledgers = reference_cached("billing", "ledger_accounts", lambda: dict(LedgerAccount.objects.values_list("code", "pk")))
+    ledgers = taxes.ledgers
     legs_by_invoice = [_legs(bill.account.pk, lines, sign=1) for bill, lines in invoiced]
     reserved = _reserve_ids_many({Invoice: len(invoiced), InvoiceLine: sum(len(lines) for _, lines in invoiced),
                                   JournalEntry: sum(1 for legs in legs_by_invoice if legs)})

@@ -8,6 +8,7 @@ different web servers create one UDR.
 
 from __future__ import annotations
 
+from django.db.models import Prefetch
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.generics import GenericAPIView
@@ -35,8 +36,12 @@ ERRORS = {
 }
 
 
+# The title with the products that sell it (``title_ppv_product``) in one more query.
+TITLES = ContentTitle.objects.prefetch_related(Prefetch("products", queryset=Product.objects.select_related("product_type")))
+
+
 class OrderRequestSerializer(serializers.Serializer):
-    title = serializers.PrimaryKeyRelatedField(queryset=ContentTitle.objects.all(), required=False)
+    title = serializers.PrimaryKeyRelatedField(queryset=TITLES, required=False)
     product = serializers.SlugRelatedField(slug_field="code", queryset=Product.objects.all(), required=False)
     subscription = serializers.CharField(required=False, help_text="Subscription number; default: your effective one.")
     screen = serializers.ChoiceField(choices=Screen.choices, default=Screen.WEB)
@@ -50,7 +55,7 @@ class OrderRequestSerializer(serializers.Serializer):
 
 
 class DeviceOrderRequestSerializer(serializers.Serializer):
-    title = serializers.PrimaryKeyRelatedField(queryset=ContentTitle.objects.all())
+    title = serializers.PrimaryKeyRelatedField(queryset=TITLES)
     transaction_reference = serializers.CharField(required=False, max_length=100)
 
 

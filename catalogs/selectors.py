@@ -3,12 +3,15 @@ services (``catalogs.rating`` for prices)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
 from django.utils import timezone
 
-from .models import ContentTitle, TitleAvailability
+from core.refcache import reference_cached
+
+from .models import ContentTitle, Product, TitleAvailability
 
 
 def _window_contains(prefix: str, at: datetime) -> Q:
@@ -25,5 +28,44 @@ def title_list_for_screen(*, screen: str, at: datetime | None = None) -> QuerySe
     return ContentTitle.objects.filter(Q(state=ContentTitle.State.PUBLISHED) & _window_contains("", at)).filter(Exists(on_screen))
 
 
+def _contains(window_from: datetime | None, window_until: datetime | None, at: datetime) -> bool:
+    return (window_from is None or window_from <= at) and (window_until is None or window_until > at)
+
+
+@dataclass(frozen=True)
+class _TitleEntry:
+    title: ContentTitle  # with its products (and their types) prefetched
+    screens: dict[str, tuple[datetime | None, datetime | None]]
+
+
+def _titles_load() -> dict[int, _TitleEntry]:
+    titles = ContentTitle.objects.prefetch_related(
+        Prefetch("products", queryset=Product.objects.select_related("product_type")), "availabilities")
+    return {title.pk: _TitleEntry(title=title, screens={a.screen: (a.available_from, a.available_until) for a in title.availabilities.all()})
+            for title in titles}
+
+
+def _titles() -> dict[int, _TitleEntry]:
+    """Every title with its products and screen windows, remembered per process until one
+    of those tables changes (``core.refcache``, group ``titles``)."""
+    return reference_cached("titles", "titles", _titles_load)
+
+
+def title_for_order(*, pk: int) -> ContentTitle | None:
+    """The title with the products that sell it, without a query while nothing changed.
+    Shared by the process: read it, never change it."""
+    entry = _titles().get(pk)
+    return entry.title if entry else None
+
+
 def title_is_available(*, title: ContentTitle, screen: str, at: datetime | None = None) -> bool:
-    return title_list_for_screen(screen=screen, at=at).filter(pk=title.pk).exists()
+    """Whether ``title_list_for_screen(screen, at)`` holds ``title``: PUBLISHED, within its
+    own window and its window on ``screen`` (the same rule, read from the remembered titles)."""
+    at = at or timezone.now()
+    entry = _titles().get(title.pk)
+    if entry is None or entry.title.state != ContentTitle.State.PUBLISHED:
+        return False
+    if not _contains(entry.title.available_from, entry.title.available_until, at):
+        return False
+    window = entry.screens.get(screen)
+    return window is not None and _contains(window[0], window[1], at)

@@ -47,7 +47,7 @@ def reference_triggers(group: str, tables: Sequence[str]) -> tuple[str, str]:
     create = [BUMP_FUNCTION]
     drop = []
     for table in tables:
-        name = f"{table}_refversion"
+        name = f"{table}_refversion_{group}"
         create.append(f"DROP TRIGGER IF EXISTS {name} ON {table};")
         create.append(
             f"CREATE TRIGGER {name} AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON {table} "

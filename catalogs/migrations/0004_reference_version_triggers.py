@@ -1,4 +1,4 @@
-"""Version triggers for the usage catalogs' reference cache (``core.refcache``).
+"""Version triggers for the usage catalogs' and titles' reference cache (``core.refcache``).
 
 Every statement writing a table that rating reads bumps the ``catalog`` version, so each
 process's remembered catalogs are reloaded after any change. PostgreSQL only: elsewhere
@@ -20,16 +20,26 @@ CATALOG_TABLES = (
     "accounts_classification",
     "provisioning_provisioningprovider",
 )
+# What an order reads of its title: the title, its screen windows and the products selling it.
+TITLE_TABLES = (
+    "catalogs_contenttitle",
+    "catalogs_titleavailability",
+    "catalogs_product_titles",
+    "catalogs_product",
+    "catalogs_producttype",
+)
 
 
 def install(apps, schema_editor):
     if schema_editor.connection.vendor == "postgresql":
         schema_editor.execute(reference_triggers("catalog", CATALOG_TABLES)[0])
+        schema_editor.execute(reference_triggers("titles", TITLE_TABLES)[0])
 
 
 def remove(apps, schema_editor):
     if schema_editor.connection.vendor == "postgresql":
         schema_editor.execute(reference_triggers("catalog", CATALOG_TABLES)[1])
+        schema_editor.execute(reference_triggers("titles", TITLE_TABLES)[1])
 
 
 class Migration(migrations.Migration):

@@ -8,7 +8,6 @@ different web servers create one UDR.
 
 from __future__ import annotations
 
-from django.db.models import Prefetch
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.generics import GenericAPIView
@@ -19,6 +18,7 @@ from accounts.api.permissions import IsDevice, IsPortalUser
 from accounts.selectors import account_primary_for_user
 from billing.models import UsageDetailRecord
 from catalogs.models import ContentTitle, Product
+from catalogs.selectors import title_for_order
 from core.api.idempotency import idempotent_atomic
 from core.api.scoping import OwnedObjectMixin
 from core.choices import Channel, Screen
@@ -36,12 +36,25 @@ ERRORS = {
 }
 
 
-# The title with the products that sell it (``title_ppv_product``) in one more query.
-TITLES = ContentTitle.objects.prefetch_related(Prefetch("products", queryset=Product.objects.select_related("product_type")))
+class TitleField(serializers.PrimaryKeyRelatedField):
+    """A title by id, with the products that sell it, from the titles every process
+    remembers (``catalogs.selectors.title_for_order``): no query while nothing changed."""
+
+    def __init__(self, **kwargs):
+        super().__init__(queryset=ContentTitle.objects.all(), **kwargs)
+
+    def to_internal_value(self, data):
+        try:
+            title = title_for_order(pk=int(data))
+        except (TypeError, ValueError):
+            self.fail("incorrect_type", data_type=type(data).__name__)
+        if title is None:
+            self.fail("does_not_exist", pk_value=data)
+        return title
 
 
 class OrderRequestSerializer(serializers.Serializer):
-    title = serializers.PrimaryKeyRelatedField(queryset=TITLES, required=False)
+    title = TitleField(required=False)
     product = serializers.SlugRelatedField(slug_field="code", queryset=Product.objects.all(), required=False)
     subscription = serializers.CharField(required=False, help_text="Subscription number; default: your effective one.")
     screen = serializers.ChoiceField(choices=Screen.choices, default=Screen.WEB)
@@ -55,7 +68,7 @@ class OrderRequestSerializer(serializers.Serializer):
 
 
 class DeviceOrderRequestSerializer(serializers.Serializer):
-    title = serializers.PrimaryKeyRelatedField(queryset=TITLES)
+    title = TitleField()
     transaction_reference = serializers.CharField(required=False, max_length=100)
 
 

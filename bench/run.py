@@ -9,7 +9,7 @@ e.g. ``make bench BENCH_ARGS="--only rating -- --records 20000"``.
 
 The benchmarks, in order: ``rating`` (bulk UDR rating against a psycopg COPY),
 ``orders_http`` (PPV orders through gunicorn), ``billing_run`` (when ``bench/billing_run.py``
-exists).
+exists), ``analytics`` (rollups, dashboard and staff API timings, recommendation quality).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHMARKS = ("rating", "orders_http", "billing_run")
+BENCHMARKS = ("rating", "orders_http", "portal_http", "billing_run", "analytics")
 
 
 def main() -> int:

@@ -1,0 +1,149 @@
+"""What the HTTP benchmarks share: gunicorn as production runs it, and an open-loop load
+generator with latency percentiles.
+
+Open loop: request *i* is sent at ``start + i / rate`` whether or not earlier ones have
+answered, and its latency counts from when it was due, so a slow server cannot hide its
+queueing (no coordinated omission). The generator (asyncio + aiohttp) runs in the
+benchmark's own process on the same machine as the server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Call:
+    """One request of the load: method, path, headers and an optional JSON body."""
+
+    method: str
+    path: str
+    headers: dict
+    json: dict | None = None
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def gunicorn_start(workers: int, *, threads: int = 1) -> tuple[subprocess.Popen, str]:
+    """gunicorn as the Procfile runs it, production settings, on a free loopback port."""
+    port = free_port()
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.production",
+           "SECRET_KEY": secrets.token_urlsafe(50), "ALLOWED_HOSTS": "127.0.0.1", "LOG_LEVEL": "WARNING"}
+    env.pop("DEBUG", None)
+    command = [sys.executable, "-m", "gunicorn", "config.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
+               "--log-level", "warning"]
+    if threads > 1:
+        command += ["--threads", str(threads)]
+    process = subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"gunicorn exited with status {process.returncode}")
+        try:
+            with urllib.request.urlopen(f"{base}/healthz", timeout=2) as response:
+                if response.status == 200:
+                    return process, base
+        except OSError:
+            time.sleep(0.3)
+    gunicorn_stop(process)
+    raise RuntimeError("gunicorn did not answer /healthz within 60 s")
+
+
+def gunicorn_stop(process: subprocess.Popen) -> None:
+    """Stop the gunicorn we started (its own process group: the master and its workers)."""
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+async def _send(session, base: str, call: Call, due: float, results: list) -> None:
+    status = 0
+    try:
+        async with session.request(call.method, f"{base}{call.path}", json=call.json,
+                                   headers={**call.headers, "X-Forwarded-Proto": "https"}) as response:
+            await response.read()
+            status = response.status
+    except Exception as error:  # noqa: BLE001 - a failed request is a counted error, not a crash
+        status = type(error).__name__
+    results.append((due, time.perf_counter(), status))
+
+
+async def _open_loop(base: str, call_for: Callable[[int], Call], rate: float, duration: float) -> tuple[list, float]:
+    import aiohttp
+
+    results: list = []
+    total = int(rate * duration)
+    connector = aiohttp.TCPConnector(limit=1000)
+    async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=60)) as session:
+        tasks = []
+        start = time.perf_counter() + 0.1
+        for i in range(total):
+            due = start + i / rate
+            delay = due - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(_send(session, base, call_for(i), due, results)))
+        await asyncio.gather(*tasks)
+    return results, start
+
+
+def open_loop(base: str, call_for: Callable[[int], Call], *, rate: float, duration: float) -> tuple[list, float]:
+    """Send ``call_for(i)`` for i in 0 .. rate × duration, each when due; returns
+    ``(results, start)`` with one ``(due, done, status)`` per request."""
+    return asyncio.run(_open_loop(base, call_for, rate, duration))
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(share * len(ordered)) - 1))] if ordered else float("nan")
+
+
+def report(results: list, start: float, *, what: str, ok_status: int, rate: float, duration: float, target_rate: float,
+           target_p99_ms: float) -> tuple[int, int]:
+    """Print throughput, latency percentiles and errors against the targets; returns (ok, errors)."""
+    ok = [(due, done) for due, done, status in results if status == ok_status]
+    errors: dict = {}
+    for _due, _done, status in results:
+        if status != ok_status:
+            errors[status] = errors.get(status, 0) + 1
+    latencies = [(done - due) * 1000 for due, done in ok]
+    elapsed = max((done for _due, done, _status in results), default=start) - start
+    achieved = len(ok) / elapsed if elapsed > 0 else 0.0
+    p50, p95, p99 = (percentile(latencies, share) for share in (0.50, 0.95, 0.99))
+    print(f"load: {len(results)} {what} offered at {rate:g}/s for {duration:g}s (open loop)")
+    print(f"{what}/s achieved: {achieved:,.1f} ({len(ok)} answered {ok_status} in {elapsed:.1f}s)  [target >= {target_rate:g}] "
+          f"{'OK' if achieved >= target_rate * 0.98 else 'BELOW TARGET'}")
+    print(f"latency ms (from when due): p50 {p50:.1f}  p95 {p95:.1f}  p99 {p99:.1f}  max {max(latencies, default=0):.1f}  "
+          f"[target p99 < {target_p99_ms:g}] {'OK' if p99 < target_p99_ms else 'BELOW TARGET'}")
+    print(f"errors: {sum(errors.values())} {errors if errors else ''}", flush=True)
+    return len(ok), sum(errors.values())
+
+
+def machine(connection) -> str:
+    model = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW server_version")
+        version = cursor.fetchone()[0]
+    return f"{os.cpu_count()} CPUs ({model}), PostgreSQL {version}"

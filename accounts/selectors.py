@@ -79,7 +79,7 @@ def account_events(*, account: AccountsReceivable, limit: int | None = 50) -> Qu
 def device_credential_get_by_key(*, raw_key: str) -> DeviceCredential | None:
     """The active credential for a raw device key, or None. Constant-time hash comparison."""
     credential = (
-        DeviceCredential.objects.select_related("account")
+        DeviceCredential.objects.select_related("account", "device")  # the device's screen: entitlement checks need it
         .filter(key_prefix=raw_key[: DeviceCredential.PREFIX_LENGTH], revoked_at__isnull=True)
         .first()
     )

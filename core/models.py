@@ -84,5 +84,8 @@ class ReferenceVersion(models.Model):
     counter = models.BigIntegerField(default=0)
     writer = models.BigIntegerField(default=0)
 
+    class Meta:
+        default_permissions = ()  # bookkeeping of the triggers: nobody edits it
+
     def __str__(self) -> str:
         return f"{self.name} v{self.counter}"

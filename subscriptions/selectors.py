@@ -17,12 +17,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db.models import Count, Exists, Max, Min, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Count, Max, Min, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
 from accounts.models import AccountsReceivable
 from catalogs.models import ContentTitle, Product
-from catalogs.selectors import title_list_for_screen
+from catalogs.selectors import title_is_available
 from core.choices import Screen
 from core.exceptions import NotFound
 
@@ -71,15 +71,13 @@ def entitlement_check(*, account: AccountsReceivable, title: ContentTitle, at: d
     package = (effective_services(OuterRef("pk")).filter(product__titles=title)
                .order_by("product__name").values("product__name")[:1])
     annotations = {"rental_until": Subquery(rental_until), "package": Subquery(package)}
-    if screen:
-        annotations["on_screen"] = Exists(title_list_for_screen(screen=screen, at=at).filter(pk=title.pk))
     rows = AccountsReceivable.objects.filter(pk=account.pk).order_by().annotate(**annotations).values("number", "state", *annotations)
     row = next(iter(rows[:1]), None)
     if row is None:
         raise NotFound("No such account.")
     if row["state"] != AccountsReceivable.State.ACTIVE:
         return Entitlement(False, f"the account {row['number']} is {row['state']}; nothing can be watched until it is ACTIVE again")
-    if screen and not row["on_screen"]:
+    if screen and not title_is_available(title=title, screen=screen, at=at):  # the remembered titles: no query
         return Entitlement(False, f"{title.title} is not available on {Screen(screen).label} now")
     if row["rental_until"] is not None:
         return Entitlement(True, f"rental until {moment_text(row['rental_until'])}", RENTAL, row["rental_until"])

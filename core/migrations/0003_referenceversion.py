@@ -17,5 +17,8 @@ class Migration(migrations.Migration):
                 ('counter', models.BigIntegerField(default=0)),
                 ('writer', models.BigIntegerField(default=0)),
             ],
+            options={
+                'default_permissions': (),
+            },
         ),
     ]

@@ -27,6 +27,7 @@ from accounts.api.permissions import IsDevice, IsPortalUser
 from accounts.models import AccountsReceivable
 from accounts.selectors import account_get_for_user, account_primary_for_user
 from catalogs.models import ContentTitle
+from catalogs.selectors import title_for_order
 from core.api.idempotency import idempotent
 from core.api.scoping import OwnedObjectMixin, SharedObjectMixin
 from core.choices import Channel
@@ -106,8 +107,12 @@ class DeviceEntitlementView(SharedObjectMixin, DeviceApiView, GenericAPIView):
     @extend_schema(responses={200: serializers.EntitlementSerializer, 401: ERRORS[401], 404: ERRORS[404]},
                    summary="May this device play a title now, and why", tags=DEVICE_TAGS)
     def get(self, request, title_id: int):
-        title = self.get_object()
-        device = Device.objects.filter(credential=request.user.credential).only("screen").first()
+        # The title from the titles every process remembers (``get_queryset``'s rule:
+        # PUBLISHED only), the device with the key that authenticated: one query is left.
+        title = title_for_order(pk=title_id)
+        if title is None or title.state != ContentTitle.State.PUBLISHED:
+            raise NotFound("No such title.")
+        device = getattr(request.user.credential, "device", None)
         answer = entitlement_check(account=request.user.account, title=title, screen=device.screen if device else None)
         return Response(serializers.EntitlementSerializer(answer).data)
 

@@ -94,15 +94,15 @@ class AnalyticsDashboardAdmin(admin.ModelAdmin):
         if filters is not None:
             months = selectors.metrics_by_month(first=filters.first, last=filters.last, segment=filters.segment,
                                                 currency=filters.currency)
+            churn = selectors.churn_rate(last=month_end(filters.last), segment=filters.segment)
             context.update(
                 months=months, latest=months[-1], charts=_charts(months),
                 by_plan=selectors.mrr_by(month=filters.last, dimension="plan", currency=filters.currency),
                 cohorts=selectors.cohort_retention(first=filters.first, last=filters.last, segment=filters.segment),
-                churn_rate=selectors.churn_rate(last=month_end(filters.last), segment=filters.segment),
-                ltv=selectors.predicted_ltv(last=month_end(filters.last), segment=filters.segment),
+                churn_rate=churn, ltv=selectors.ltv_of(arpu=months[-1].arpu, churn=churn),
                 top_titles=selectors.top_titles(first=filters.first, last=month_end(filters.last)),
-                insights=_insight_counts(selectors.subscriber_insights(first=filters.first, last=filters.last,
-                                                                       segment=filters.segment)))
+                insights=_insight_counts(selectors.subscriber_insight_counts(first=filters.first, last=filters.last,
+                                                                             segment=filters.segment)))
         return TemplateResponse(request, "admin/analytics/dashboard.html", context)
 
     def csv_view(self, request):
@@ -135,7 +135,6 @@ class AnalyticsDashboardAdmin(admin.ModelAdmin):
         return response
 
 
-def _insight_counts(rows: list[dict]) -> list[tuple[str, str, int]]:
-    return [("all", "All customers", len(rows)),
-            ("night_ppv_buyers", "Night-time PPV buyers", sum(row["night_ppv_buyer"] for row in rows)),
-            ("at_risk", "At risk (viewing falling)", sum(row["at_risk"] for row in rows))]
+def _insight_counts(counts: dict[str, int]) -> list[tuple[str, str, int]]:
+    return [("all", "All customers", counts["all"]), ("night_ppv_buyers", "Night-time PPV buyers", counts["night_ppv_buyers"]),
+            ("at_risk", "At risk (viewing falling)", counts["at_risk"])]

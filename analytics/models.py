@@ -70,6 +70,10 @@ class AccountMonth(Segment):
     one_time_revenue = models.DecimalField(**MONEY, default=ZERO)
     ppv_orders = models.PositiveIntegerField(default=0)
     night_orders = models.PositiveIntegerField(default=0, help_text="Of those, placed between 00:00 and 06:59 (local time).")
+    views = models.PositiveIntegerField(default=0, help_text="Views started in the month (from the viewing rollup).")
+    seconds_watched = models.PositiveBigIntegerField(default=0)
+    recent_seconds = models.PositiveBigIntegerField(default=0, help_text="Watched in the 30 days to the month's end.")
+    before_seconds = models.PositiveBigIntegerField(default=0, help_text="Watched in the 30 days before those.")
     computed_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -130,6 +134,41 @@ class AccountViewingDay(models.Model):
 
     def __str__(self) -> str:
         return f"{self.day} account {self.account_id} title {self.title_id}: {self.seconds_watched}s"
+
+
+class TitleSimilarity(models.Model):
+    """How alike two titles are by who watched or bought them (cosine over customers),
+    rebuilt by a scheduled job (analytics/services/recommendations.py) so that a
+    recommendation request only reads. Each title keeps its closest neighbours only."""
+
+    title = models.ForeignKey("catalogs.ContentTitle", on_delete=models.CASCADE, related_name="+")
+    similar = models.ForeignKey("catalogs.ContentTitle", on_delete=models.CASCADE, related_name="+")
+    score = models.FloatField(help_text="Customers of both ÷ √(customers of one × customers of the other), 0–1.")
+    customers = models.PositiveIntegerField(help_text="Customers who watched or bought both.")
+    computed_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "title similarities"
+        constraints = [models.UniqueConstraint(fields=["title", "similar"], name="analytics_similarity_once")]
+
+    def __str__(self) -> str:
+        return f"{self.title_id} ~ {self.similar_id}: {self.score:.3f}"
+
+
+class TitlePopularity(models.Model):
+    """Customers who watched or bought a title in the week before the last rebuild: the
+    recommendations for new customers and the filler after the personal ones."""
+
+    title = models.OneToOneField("catalogs.ContentTitle", on_delete=models.CASCADE, related_name="+")
+    customers = models.PositiveIntegerField()
+    computed_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "title popularity"
+        indexes = [models.Index(fields=["-customers", "title"], name="analytics_popularity_rank")]
+
+    def __str__(self) -> str:
+        return f"{self.title_id}: {self.customers} customers"
 
 
 class AnalyticsDashboard(AccountMonth):

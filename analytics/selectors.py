@@ -194,13 +194,29 @@ def customer_value(*, account, as_of: date) -> CustomerValue:
                          mrr=latest.mrr if latest else ZERO, churn_rate=churn_rate(last=as_of, segment=segment))
 
 
+def customer_value_panel(*, account, as_of: date | None = None) -> dict:
+    """What the customer page shows: the customer's value as of the end of this month
+    (figures as fresh as the hourly rollup) and what it rests on."""
+    from django.utils import timezone
+
+    as_of = as_of or month_end(timezone.localdate())
+    value = customer_value(account=account, as_of=as_of)
+    rolled_up = AccountMonth.objects.filter(account=account, month__lte=as_of).order_by("-month").values_list("month", flat=True).first()
+    return {"lifetime_revenue": value.lifetime_revenue, "mrr": value.mrr, "churn_rate": value.churn_rate,
+            "predicted_ltv": value.predicted_ltv, "as_of": as_of, "last_month": rolled_up, "currency": account.currency}
+
+
 def predicted_ltv(*, last: date, segment: dict[str, str] | None = None) -> Decimal | None:
     """The business's predicted LTV: ARPU at ``last`` ÷ the pooled monthly churn rate."""
     month = metrics_by_month(first=last.replace(day=1), last=last, segment=segment)[0]
-    rate = churn_rate(last=last, segment=segment)
-    if month.arpu is None or not rate:
+    return ltv_of(arpu=month.arpu, churn=churn_rate(last=last, segment=segment))
+
+
+def ltv_of(*, arpu: Decimal | None, churn: Decimal | None) -> Decimal | None:
+    """ARPU ÷ monthly churn (the expected lifetime is 1 ÷ churn months); None when either is missing."""
+    if arpu is None or not churn:
         return None
-    return _cents(month.arpu / rate)
+    return _cents(arpu / churn)
 
 
 def top_titles(*, first: date, last: date, screen: str = "", limit: int = 10) -> list[dict]:
@@ -242,6 +258,47 @@ def _seconds_by(rows, key: str) -> dict[int, dict[str, int]]:
     return result
 
 
+def _night_buyer(orders: int, night: int) -> bool:
+    return orders >= NIGHT_BUYER_MIN_ORDERS and Decimal(night) >= NIGHT_BUYER_SHARE * orders
+
+
+def _at_risk(paying: bool, before: int, recent: int) -> bool:
+    return paying and before >= AT_RISK_MIN_SECONDS and Decimal(recent) < AT_RISK_DROP * before
+
+
+def _insight_basis(*, first: date, last: date, segment: dict[str, str] | None):
+    """What both the rows and the counts need: the period's customer months and viewing
+    rows, orders per customer, who pays at the end, and the two 30-day viewing windows."""
+    end = month_end(last)
+    months = account_months(segment=segment).filter(month__range=(first, last))
+    orders = {row["account_id"]: row for row in months.values("account_id").annotate(
+        orders=Sum("ppv_orders"), night=Sum("night_orders"))}
+    paying = set(months.filter(month=last.replace(day=1), mrr__gt=0).values_list("account_id", flat=True))
+    viewing = AccountViewingDay.objects.filter(day__range=(first, end))
+    if segment:
+        viewing = viewing.filter(account_id__in=months.values("account_id"))
+    recent_start = end - timedelta(days=AT_RISK_WINDOW_DAYS - 1)
+    before_start = recent_start - timedelta(days=AT_RISK_WINDOW_DAYS)
+    windows = {row["account_id"]: row for row in AccountViewingDay.objects.filter(day__range=(before_start, end))
+               .values("account_id").annotate(recent=Sum("seconds_watched", filter=Q(day__gte=recent_start), default=0),
+                                              before=Sum("seconds_watched", filter=Q(day__lt=recent_start), default=0))}
+    return months, viewing, orders, paying, windows
+
+
+def subscriber_insight_counts(*, first: date, last: date, segment: dict[str, str] | None = None) -> dict[str, int]:
+    """How many customers each behaviour segment of ``subscriber_insights`` holds (the
+    dashboard's counts), from the customer months alone: the monthly rollup copies each
+    customer's viewing totals and 30-day windows there, so no per-title viewing row is read."""
+    months = account_months(segment=segment).filter(month__range=(first, last))
+    orders = months.values("account_id").annotate(orders=Sum("ppv_orders"), night=Sum("night_orders")).order_by()
+    latest = months.filter(month=last.replace(day=1)).values_list("mrr", "before_seconds", "recent_seconds")
+    return {
+        "all": months.values("account_id").distinct().count(),
+        "night_ppv_buyers": sum(_night_buyer(row["orders"] or 0, row["night"] or 0) for row in orders),
+        "at_risk": sum(_at_risk(mrr > 0, before, recent) for mrr, before, recent in latest),
+    }
+
+
 def subscriber_insights(*, first: date, last: date, segment: dict[str, str] | None = None,
                         kind: str = "all") -> list[dict]:
     """Per customer over the months ``first``..``last``: usage (PPV orders, night orders,
@@ -256,21 +313,9 @@ def subscriber_insights(*, first: date, last: date, segment: dict[str, str] | No
     """
     if kind not in INSIGHT_SEGMENTS:
         raise ValueError(f"Unknown insight segment {kind!r}.")
-    end = month_end(last)
-    months = account_months(segment=segment).filter(month__range=(first, last))
-    orders = {row["account_id"]: row for row in months.values("account_id").annotate(
-        orders=Sum("ppv_orders"), night=Sum("night_orders"))}
-    paying = set(months.filter(month=last.replace(day=1), mrr__gt=0).values_list("account_id", flat=True))
-    viewing = AccountViewingDay.objects.filter(day__range=(first, end))
-    if segment:
-        viewing = viewing.filter(account_id__in=months.values("account_id"))
+    months, viewing, orders, paying, windows = _insight_basis(first=first, last=last, segment=segment)
     usage = {row["account_id"]: row for row in viewing.values("account_id").annotate(
         views=Sum("views"), seconds=Sum("seconds_watched"), completions=Sum("completions"))}
-    recent_start = end - timedelta(days=AT_RISK_WINDOW_DAYS - 1)
-    before_start = recent_start - timedelta(days=AT_RISK_WINDOW_DAYS)
-    windows = {row["account_id"]: row for row in AccountViewingDay.objects.filter(day__range=(before_start, end))
-               .values("account_id").annotate(recent=Sum("seconds_watched", filter=Q(day__gte=recent_start), default=0),
-                                              before=Sum("seconds_watched", filter=Q(day__lt=recent_start), default=0))}
     genres = _seconds_by(viewing, "title__genres__name")
     screens = _seconds_by(viewing, "screen")
     dayparts = _seconds_by(viewing, "daypart")
@@ -289,8 +334,7 @@ def subscriber_insights(*, first: date, last: date, segment: dict[str, str] | No
             "hours": (Decimal(watched.get("seconds") or 0) / 3600).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP),
             "top_genre": _top(genres, account_id), "top_screen": _top(screens, account_id),
             "top_daypart": _top(dayparts, account_id),
-            "night_ppv_buyer": count >= NIGHT_BUYER_MIN_ORDERS and Decimal(night) >= NIGHT_BUYER_SHARE * count,
-            "at_risk": account_id in paying and before >= AT_RISK_MIN_SECONDS and Decimal(recent) < AT_RISK_DROP * before,
+            "night_ppv_buyer": _night_buyer(count, night), "at_risk": _at_risk(account_id in paying, before, recent),
         }
         if kind == "all" or (kind == "night_ppv_buyers" and row["night_ppv_buyer"]) or (kind == "at_risk" and row["at_risk"]):
             result.append(row)

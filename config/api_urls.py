@@ -11,4 +11,5 @@ urlpatterns = [
     path("", include("billing.api.urls")),
     path("", include("payments.api.urls")),
     path("analytics/", include("analytics.api.urls")),
+    path("", include("analytics.api.urls_portal")),
 ]

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, Q, Sum
+from django.db.models import Count, OuterRef, Q, Subquery, Sum
 from django.utils import timezone
 
 from accounts.models import AccountsReceivable, Address
@@ -25,7 +25,7 @@ from billing.models import CreditNoteLine, Invoice, InvoiceLine, PromotionGrant,
 from catalogs.pricing import months_add
 from subscriptions.models import SubscriptionAction, SubscriptionService
 
-from ..models import AccountMonth, MrrSnapshot
+from ..models import AccountMonth, AccountViewingDay, MrrSnapshot
 from .mrr import month_end, service_mrr
 
 ZERO = Decimal("0.00")
@@ -50,6 +50,34 @@ class _Revenue:
     one_time: Decimal = ZERO
     orders: int = 0
     night_orders: int = 0
+
+
+@dataclass
+class _Viewing:
+    views: int = 0
+    seconds: int = 0
+    recent: int = 0
+    before: int = 0
+
+
+VIEWING_WINDOW_DAYS = 30  # the "at risk" comparison: the last 30 days to the month's end against the 30 before
+
+
+def _viewing(month: date) -> dict[int, _Viewing]:
+    """Per customer, from the viewing rollup: views and time watched in the month, and in
+    the two 30-day windows ending with it (so the dashboard counts customers at risk from
+    these rows, never from the per-title viewing rows)."""
+    first, last = month, month_end(month)
+    recent_start = last - timedelta(days=VIEWING_WINDOW_DAYS - 1)
+    before_start = recent_start - timedelta(days=VIEWING_WINDOW_DAYS)
+    rows = (AccountViewingDay.objects.filter(day__range=(min(first, before_start), last)).values("account_id")
+            .annotate(views=Sum("views", filter=Q(day__gte=first), default=0),
+                      seconds=Sum("seconds_watched", filter=Q(day__gte=first), default=0),
+                      recent=Sum("seconds_watched", filter=Q(day__gte=recent_start), default=0),
+                      before=Sum("seconds_watched", filter=Q(day__gte=before_start, day__lt=recent_start), default=0))
+            .order_by())
+    return {row["account_id"]: _Viewing(views=row["views"], seconds=row["seconds"], recent=row["recent"], before=row["before"])
+            for row in rows}
 
 
 @dataclass
@@ -82,9 +110,12 @@ def _segments(account_ids: set[int]) -> _Segments:
         countries[contact_id] = country
     for account_id, contact_id in contact_of.items():
         segments.country[account_id] = countries.get(contact_id) or settings.DEFAULT_COUNTRY
-    for account_id, channel in (UsageDetailRecord.objects.filter(account_id__in=account_ids).order_by("-usage_at", "-pk")
-                                .values_list("account_id", "channel")):
-        segments.channel[account_id] = channel
+    # The first order's channel, one indexed look-up per account (not every order: there are millions).
+    first_order = UsageDetailRecord.objects.filter(account_id=OuterRef("pk")).order_by("usage_at", "pk").values("channel")[:1]
+    for account_id, channel in (AccountsReceivable.objects.filter(pk__in=account_ids).annotate(first_order_channel=Subquery(first_order))
+                                .values_list("pk", "first_order_channel")):
+        if channel:
+            segments.channel[account_id] = channel
     for account_id, channel in (SubscriptionAction.objects
                                 .filter(subscription__account_id__in=account_ids, behavior=SubscriptionAction.Behavior.ACTIVATE,
                                         state=SubscriptionAction.State.EXECUTED)
@@ -155,7 +186,9 @@ def _account_months(month: date, snapshots: list[MrrSnapshot], revenue: dict[int
     for snapshot in snapshots:
         mrr[snapshot.account_id] += snapshot.mrr
     previous = dict(AccountMonth.objects.filter(month=months_add(month, -1)).values_list("account_id", "mrr"))
-    account_ids = {*mrr, *revenue, *(pk for pk, value in previous.items() if value > 0)}
+    viewing = _viewing(month)
+    watched = {pk for pk, seen in viewing.items() if seen.views or seen.seconds}
+    account_ids = {*mrr, *revenue, *(pk for pk, value in previous.items() if value > 0), *watched}
     had_mrr = set(AccountMonth.objects.filter(month__lt=month, mrr__gt=0, account_id__in=account_ids)
                   .values_list("account_id", flat=True).distinct())
     accounts = AccountsReceivable.objects.select_related("classification").in_bulk(account_ids)
@@ -163,12 +196,13 @@ def _account_months(month: date, snapshots: list[MrrSnapshot], revenue: dict[int
     rows = []
     for account_id in sorted(account_ids):
         account, current, before = accounts[account_id], mrr[account_id], previous.get(account_id, ZERO)
-        earned = revenue.get(account_id, _Revenue())
+        earned, seen = revenue.get(account_id, _Revenue()), viewing.get(account_id, _Viewing())
         rows.append(AccountMonth(
             month=month, account=account, cohort=month_start(timezone.localdate(account.created_at)), mrr=current,
             previous_mrr=before, movement=movement_of(previous=before, current=current, had_mrr_before=account_id in had_mrr),
             movement_amount=current - before, recurring_revenue=earned.recurring, ppv_revenue=earned.ppv,
             one_time_revenue=earned.one_time, ppv_orders=earned.orders, night_orders=earned.night_orders,
+            views=seen.views, seconds_watched=seen.seconds, recent_seconds=seen.recent, before_seconds=seen.before,
             classification=account.classification.name,
             country=segments.country[account_id], channel=segments.channel.get(account_id, ""), currency=account.currency))
     return rows
@@ -202,7 +236,8 @@ def analytics_month_rollup(*, month: date) -> list[AccountMonth]:
         rows = _account_months(month, snapshots, _revenue(month), segments_for)
         _replace(AccountMonth, month, rows, ["month", "account"],
                  ["cohort", "mrr", "previous_mrr", "movement", "movement_amount", "recurring_revenue", "ppv_revenue",
-                  "one_time_revenue", "ppv_orders", "night_orders", "computed_at", *SEGMENT_FIELDS])
+                  "one_time_revenue", "ppv_orders", "night_orders", "views", "seconds_watched", "recent_seconds",
+                  "before_seconds", "computed_at", *SEGMENT_FIELDS])
     return rows
 
 

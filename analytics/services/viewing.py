@@ -106,17 +106,27 @@ class _Views:
         self._close()
 
 
-def _views(day: date) -> _Views:
-    start, end = _day_bounds(day)
+def _views(first: date, last: date) -> dict[date, _Views]:
+    """The views of each day from ``first`` to ``last``, in one read of the events.
+
+    Events come ordered by device, title and time; each goes to its own day's walk, where
+    the events of one device and title are still contiguous and in order, so every day is
+    walked exactly as if it had been read alone (a view never crosses midnight)."""
+    start, end = _day_bounds(first)[0], _day_bounds(last)[1]
     events = (ViewingEvent.objects.filter(occurred_at__gte=start, occurred_at__lt=end)
               .order_by("device_id", "title_id", "occurred_at", "pk")
               .values_list("account_id", "device_id", "title_id", "kind", "position_seconds", "device__screen",
                            "title__duration_minutes", "occurred_at"))
-    views = _Views()
-    for row in events.iterator(chunk_size=5000):
-        views.add(*row)
-    views.finish()
-    return views
+    days: dict[date, _Views] = {}
+    day = first
+    while day <= last:
+        days[day] = _Views()
+        day += timedelta(days=1)
+    for row in events.iterator(chunk_size=10_000):
+        days[timezone.localdate(row[-1])].add(*row)
+    for views in days.values():
+        views.finish()
+    return days
 
 
 def _replace(model, day: date, rows: list, unique: list[str], fields: list[str]) -> None:
@@ -129,10 +139,7 @@ def _replace(model, day: date, rows: list, unique: list[str], fields: list[str])
         model.objects.filter(pk__in=stale).delete()
 
 
-def viewing_day_rollup(*, day: date) -> int:
-    """Compute (or recompute) one day's rows (same rows, same ids on a re-run); returns
-    how many title rows."""
-    views = _views(day)
+def _day_write(day: date, views: _Views) -> int:
     titles = [ViewingDay(day=day, title_id=title_id, screen=screen, views=t.views, viewers=len(t.viewers),
                          seconds_watched=t.seconds, completions=t.completions, peak_concurrent=t.peak_concurrent())
               for (title_id, screen), t in views.titles.items()]
@@ -147,11 +154,17 @@ def viewing_day_rollup(*, day: date) -> int:
     return len(titles)
 
 
+def viewing_day_rollup(*, day: date) -> int:
+    """Compute (or recompute) one day's rows (same rows, same ids on a re-run); returns
+    how many title rows."""
+    return _day_write(day, _views(day, day)[day])
+
+
 def viewing_rollup(*, through: date, days: int = 2) -> list[date]:
-    """The last ``days`` days through ``through`` (yesterday's late events are caught up)."""
-    done = []
-    for offset in range(days - 1, -1, -1):
-        day = through - timedelta(days=offset)
-        viewing_day_rollup(day=day)
-        done.append(day)
-    return done
+    """The last ``days`` days through ``through`` (yesterday's late events are caught up),
+    from one read of their events; each day is written in its own transaction."""
+    first = through - timedelta(days=days - 1)
+    walked = _views(first, through)
+    for day in sorted(walked):
+        _day_write(day, walked[day])
+    return sorted(walked)

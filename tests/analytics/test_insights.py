@@ -13,7 +13,7 @@ import time_machine
 from django.test import Client
 
 from analytics.models import AccountViewingDay
-from analytics.selectors import subscriber_insights
+from analytics.selectors import subscriber_insight_counts, subscriber_insights
 from analytics.services.rollups import analytics_rollup
 from analytics.services.viewing import viewing_day_rollup
 from catalogs.models import ContentTitle
@@ -69,6 +69,14 @@ def test_segments_keep_only_their_customers(watched):
     assert [row["account"] for row in subscriber_insights(first=JAN, last=MAY, kind="at_risk")] == [watched["anna"].number]
     assert [row["account"] for row in subscriber_insights(first=JAN, last=MAY, kind="night_ppv_buyers")] == [
         watched["dora"].number]
+
+
+def test_the_dashboards_counts_are_the_segments_sizes(watched):
+    # Anna, Ben, Chris and Dora; Anna at risk; Dora a night-time buyer
+    counts = subscriber_insight_counts(first=JAN, last=MAY)
+
+    assert counts == {kind: len(subscriber_insights(first=JAN, last=MAY, kind=kind)) for kind in counts}
+    assert counts == {"all": 4, "night_ppv_buyers": 1, "at_risk": 1}
 
 
 def test_marketing_exports_a_segment_as_csv(watched, marketing_user):

@@ -14,7 +14,7 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
-from core.admin import state_badge
+from core.admin import AuditedSaveMixin, state_badge
 from core.choices import Channel
 from core.exceptions import ApplicationError, ValidationFailed
 
@@ -130,6 +130,7 @@ class CustomerAccountAdmin(admin.ModelAdmin):
                 **self._subscription_overview(request, account),
                 **self._billing_overview(request, account),
                 **self._payments_overview(request, account),
+                **self._value_overview(request, account),
             )
         return super().change_view(request, object_id, form_url, extra_context)
 
@@ -166,6 +167,15 @@ class CustomerAccountAdmin(admin.ModelAdmin):
             return {}
         return {"payments_panel": {**customer_payments_overview(account=account),
                                    "can_take_payment": request.user.has_perm("payments.add_payment")}}
+
+    @staticmethod
+    def _value_overview(request, account) -> dict:
+        """Lifetime revenue and predicted lifetime value (the analytics app's panel; read-only)."""
+        from analytics.selectors import customer_value_panel
+
+        if not request.user.has_perm("analytics.view_accountmonth"):
+            return {}
+        return {"customer_value": customer_value_panel(account=account)}
 
     def save_model(self, request, obj, form, change):
         if not change:
@@ -374,7 +384,7 @@ class ContactAdmin(admin.ModelAdmin):
 
 
 @admin.register(Classification)
-class ClassificationAdmin(admin.ModelAdmin):
+class ClassificationAdmin(AuditedSaveMixin, admin.ModelAdmin):
     list_display = ("name", "code", "is_default")
     fields = ("name", "code", "description", "is_default")
 

@@ -67,6 +67,56 @@ class AuditHistoryMixin:
         """Audited by the service."""
 
 
+def _field_values(obj) -> dict:
+    return {field.attname: getattr(obj, field.attname) for field in obj._meta.concrete_fields if not field.primary_key}
+
+
+class AuditedSaveMixin(AuditHistoryMixin):
+    """For reference data the admin saves itself (no service behind it, e.g. customer
+    classifications or the dunning schedule): every add, change and delete, and every
+    inline row added, changed or removed, writes an audit row with who and the fields
+    before and after, like the services do."""
+
+    def save_model(self, request, obj, form, change):
+        from core.services import audit_changes, audit_record
+
+        before = _field_values(type(obj).objects.get(pk=obj.pk)) if change else {}
+        super().save_model(request, obj, form, change)
+        changes = audit_changes(before, _field_values(obj))
+        if changes or not change:
+            audit_record(target=obj, action="updated" if change else "created", changes=changes,
+                         performed_by=request.user, channel="CALL_CENTER")
+
+    def save_formset(self, request, form, formset, change):
+        from core.services import audit_changes, audit_record
+
+        before = {row.pk: _field_values(type(row).objects.get(pk=row.pk))
+                  for row in (f.instance for f in formset.initial_forms) if row.pk}
+        super().save_formset(request, form, formset, change)
+        label = formset.model._meta.verbose_name
+        changes = {}
+        for row in formset.new_objects:
+            changes[f"{label} {row.pk}"] = [None, str(row)]
+        for row, _fields in formset.changed_objects:
+            for name, (old, new) in audit_changes(before.get(row.pk, {}), _field_values(row)).items():
+                changes[f"{label} {row.pk}.{name}"] = [old, new]
+        for number, row in enumerate(formset.deleted_objects, start=1):
+            changes[f"{label} removed #{number}"] = [str(row), None]  # its pk is gone once deleted
+        if changes:
+            audit_record(target=form.instance, action="updated", changes=changes, performed_by=request.user, channel="CALL_CENTER")
+
+    def delete_model(self, request, obj):
+        from core.services import audit_changes, audit_record
+
+        audit_record(target=obj, action="deleted", changes=audit_changes(_field_values(obj), dict.fromkeys(_field_values(obj))),
+                     performed_by=request.user, channel="CALL_CENTER")
+        super().delete_model(request, obj)
+
+    def delete_queryset(self, request, queryset):
+        for obj in queryset:
+            self.delete_model(request, obj)
+
+
 @admin.register(AuditEntry)
 class AuditEntryAdmin(admin.ModelAdmin):
     list_display = ("created_at", "object_repr", "content_type", "action", "performed_by", "channel")

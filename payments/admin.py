@@ -24,7 +24,7 @@ from django.utils.html import format_html
 
 from accounts.models import AccountsReceivable
 from billing.models import Invoice
-from core.admin import state_badge
+from core.admin import AuditedSaveMixin, state_badge
 from core.choices import Channel
 from core.exceptions import ApplicationError
 
@@ -280,7 +280,7 @@ class DunningStepInline(admin.TabularInline):
 
 
 @admin.register(DunningSchedule)
-class DunningScheduleAdmin(admin.ModelAdmin):
+class DunningScheduleAdmin(AuditedSaveMixin, admin.ModelAdmin):
     list_display = ["name", "is_active", "overdue_after_days"]
     inlines = [DunningStepInline]
 

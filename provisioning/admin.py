@@ -18,7 +18,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
-from core.admin import AuditHistoryMixin, state_badge
+from core.admin import AuditedSaveMixin, AuditHistoryMixin, state_badge
 from core.choices import Channel
 from core.exceptions import ApplicationError
 
@@ -42,7 +42,7 @@ class DistributorInline(admin.TabularInline):
 
 
 @admin.register(ProvisioningProvider)
-class ProvisioningProviderAdmin(admin.ModelAdmin):
+class ProvisioningProviderAdmin(AuditedSaveMixin, admin.ModelAdmin):
     """Providers are set up by administrators. The password is never here: the provider
     names a credentials entry of the server's settings (environment variables)."""
 

@@ -1,6 +1,8 @@
 """Login throttling: per client address and per login name, so neither a single machine
 nor a botnet aimed at one customer can guess passwords quickly."""
 
+import hashlib
+
 from rest_framework.throttling import SimpleRateThrottle
 
 
@@ -18,7 +20,9 @@ class LoginUsernameThrottle(SimpleRateThrottle):
         username = str(request.data.get("email", "")).strip().lower() if hasattr(request, "data") else ""
         if not username:
             return None
-        return self.cache_format % {"scope": self.scope, "ident": username}
+        # A digest, not the name: whatever the caller typed (any length, control characters)
+        # makes a short, safe cache key.
+        return self.cache_format % {"scope": self.scope, "ident": hashlib.sha256(username.encode()).hexdigest()}
 
 
 class SignUpThrottle(SimpleRateThrottle):

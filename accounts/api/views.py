@@ -34,7 +34,8 @@ class SignUpView(APIView):
 
     @extend_schema(
         request=serializers.SignUpSerializer,
-        responses={201: serializers.SignUpResultSerializer, 400: ERRORS[400], 409: OpenApiResponse(description="Idempotency-Key conflict.")},
+        responses={201: serializers.SignUpResultSerializer, 400: ERRORS[400], 409: OpenApiResponse(description="Idempotency-Key conflict."),
+                   429: OpenApiResponse(description="Too many sign-ups from this address.")},
         summary="Sign up as a new customer",
         tags=["auth"],
     )
@@ -163,7 +164,7 @@ class AccountListView(GenericAPIView):
             return AccountsReceivable.objects.none()
         return selectors.account_list_for_user(user=self.request.user).order_by("number")
 
-    @extend_schema(summary="My accounts", tags=["accounts"], operation_id="accounts_list")
+    @extend_schema(responses={200: serializers.AccountSummarySerializer(many=True)}, summary="My accounts", tags=["accounts"], operation_id="accounts_list")
     def get(self, request):
         page = self.paginate_queryset(self.get_queryset())
         return self.get_paginated_response(self.get_serializer(page, many=True).data)

@@ -52,7 +52,7 @@ class InvoiceListView(GenericAPIView):
             return Invoice.objects.none()
         return selectors.invoice_list_for_user(user=self.request.user).select_related("subscription")
 
-    @extend_schema(summary="My invoices, newest first", tags=["invoices"], operation_id="invoices_list")
+    @extend_schema(responses={200: serializers.InvoiceSerializer(many=True)}, summary="My invoices, newest first", tags=["invoices"], operation_id="invoices_list")
     def get(self, request):
         page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
         return self.get_paginated_response(self.get_serializer(page, many=True).data)
@@ -114,7 +114,7 @@ class CreditNoteListView(OwnedObjectMixin, GenericAPIView):
     def get_queryset(self):
         return super().get_queryset().select_related("invoice").order_by("-issued_at", "-pk")
 
-    @extend_schema(summary="My credit notes, newest first", tags=["invoices"], operation_id="credit_notes_list")
+    @extend_schema(responses={200: serializers.CreditNoteSerializer(many=True)}, summary="My credit notes, newest first", tags=["invoices"], operation_id="credit_notes_list")
     def get(self, request):
         page = self.paginate_queryset(self.get_queryset())
         return self.get_paginated_response(self.get_serializer(page, many=True).data)

@@ -11,9 +11,11 @@ Celery tasks executed eagerly in-process. ``DATABASE_URL`` switches to PostgreSQ
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 from config.env import env_bool, env_int, env_list, env_str
 
@@ -49,6 +51,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: every response (redirects and errors too) gets X-Request-ID, a log line and a latency.
+    "core.middleware.RequestIdMiddleware",
+    "core.middleware.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -83,6 +88,9 @@ DATABASE_URL = env_str("DATABASE_URL", "")
 if DATABASE_URL:
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60))}
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        # A database that does not answer fails a request (and /readyz) in seconds, not minutes.
+        DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = env_int("DB_CONNECT_TIMEOUT", 5)
 else:
     DATABASES = {
         "default": {
@@ -98,7 +106,10 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # --- Redis: cache, Celery broker -------------------------------------------------------
 REDIS_URL = env_str("REDIS_URL", "")
 if REDIS_URL:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    # Timeouts: a Redis that hangs makes cache calls fail fast instead of holding every web worker.
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL,
+                          "OPTIONS": {"socket_connect_timeout": env_int("REDIS_CONNECT_TIMEOUT", 2),
+                                      "socket_timeout": env_int("REDIS_SOCKET_TIMEOUT", 5)}}}
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
@@ -114,6 +125,7 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False  # workers log through LOGGING below (JSON in production)
 CELERY_BEAT_SCHEDULE: dict = {
     "purge-idempotency-records": {"task": "core.tasks.idempotency_records_purge_task", "schedule": 3600.0},
     "purge-pairing-codes": {"task": "subscriptions.tasks.pairing_codes_purge_task", "schedule": 3600.0},
@@ -135,6 +147,7 @@ CELERY_BEAT_SCHEDULE: dict = {
     # Analytics rollups for the dashboard (idempotent; the current and previous month / day are recomputed).
     "rollup-analytics": {"task": "analytics.tasks.analytics_rollup_task", "schedule": 3600.0, "options": {"expires": 3500.0}},
     "rollup-viewing": {"task": "analytics.tasks.viewing_rollup_task", "schedule": 3600.0, "options": {"expires": 3500.0}},
+    "rebuild-recommendations": {"task": "analytics.tasks.recommendations_rebuild_task", "schedule": 21600.0, "options": {"expires": 21000.0}},
 }
 
 # --- Auth ------------------------------------------------------------------------------
@@ -192,6 +205,13 @@ REST_FRAMEWORK = {
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
 
+# Admin log-in throttling (accounts/admin_login.py, docs/security.md): after this many failed
+# attempts for one login name, or from one client address, within the window, the admin login
+# refuses every attempt (even with the right password) until the window has passed.
+ADMIN_LOGIN_FAILURES_PER_USERNAME = env_int("ADMIN_LOGIN_FAILURES_PER_USERNAME", 5)
+ADMIN_LOGIN_FAILURES_PER_IP = env_int("ADMIN_LOGIN_FAILURES_PER_IP", 20)
+ADMIN_LOGIN_WINDOW_SECONDS = env_int("ADMIN_LOGIN_WINDOW_SECONDS", 900)
+
 SPECTACULAR_SETTINGS = {
     "TITLE": "OTT back office API",
     "DESCRIPTION": (
@@ -217,6 +237,7 @@ SPECTACULAR_SETTINGS = {
         "PaymentMethodStateEnum": "payments.models.PaymentMethod.State",
     },
     # Swagger UI served from our own static files (drf-spectacular-sidecar), not a CDN.
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "core.api.schema.paginated_lists_document_invalid_page"],
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
@@ -255,12 +276,40 @@ STRIPE_PUBLISHABLE_KEY = env_str("STRIPE_PUBLISHABLE_KEY", "pk_test_not_configur
 STRIPE_WEBHOOK_SECRET = env_str("STRIPE_WEBHOOK_SECRET", "whsec_not_configured")
 STRIPE_WEBHOOK_TOLERANCE_SECONDS = env_int("STRIPE_WEBHOOK_TOLERANCE_SECONDS", 300)
 STRIPE_API_VERSION = env_str("STRIPE_API_VERSION", "2026-10-28.endive")
+STRIPE_TIMEOUT_SECONDS = float(env_str("STRIPE_TIMEOUT_SECONDS", "20"))  # per attempt (2 retries): a hung Stripe must not hold a web worker for minutes
 
+# --- Logs, health, metrics (docs/operations.md) ---------------------------------------------
+# LOG_FORMAT: "text" (a readable line; the default here) or "json" (one object per line with
+# request_id, user_id, path, status, duration_ms; the production default). Secrets and card
+# numbers are scrubbed from every line (core/logging.py).
+LOG_FORMAT = env_str("LOG_FORMAT", "text")
+LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
+if LOG_FORMAT not in {"text", "json"}:
+    raise ImproperlyConfigured(f"LOG_FORMAT={LOG_FORMAT!r} must be 'text' or 'json'.")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    "filters": {
+        "request_context": {"()": "core.logging.RequestContextFilter"},
+        "redact_secrets": {"()": "core.logging.RedactSecretsFilter"},
+    },
+    "formatters": {"text": {"()": "core.logging.TextFormatter"}, "json": {"()": "core.logging.JsonFormatter"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT,
+                             "filters": ["request_context", "redact_secrets"]}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {"django.db.backends": {"level": "INFO"}},
 }
+
+# /readyz: how long each check (database, cache, broker) may take.
+HEALTH_CHECK_TIMEOUT_SECONDS = float(env_str("HEALTH_CHECK_TIMEOUT_SECONDS", "2"))
+# /metrics is answered to these addresses or networks (the socket's address, never a
+# forwarded header), or to "Authorization: Bearer <METRICS_TOKEN>" when a token is set.
+METRICS_ALLOWED_IPS = env_list("METRICS_ALLOWED_IPS", ["127.0.0.1", "::1"])
+for _network in METRICS_ALLOWED_IPS:
+    try:
+        ipaddress.ip_network(_network, strict=False)
+    except ValueError as _error:
+        raise ImproperlyConfigured(f"METRICS_ALLOWED_IPS: {_network!r} is not an address or network.") from _error
+METRICS_TOKEN = env_str("METRICS_TOKEN", "")
+# Celery queues whose depth is reported besides those Celery itself is configured with.
+METRICS_CELERY_QUEUES = env_list("METRICS_CELERY_QUEUES", [])

@@ -63,7 +63,7 @@ class PaymentMethodListView(GenericAPIView):
             return PaymentMethod.objects.none()
         return selectors.payment_method_list_for_user(user=self.request.user)
 
-    @extend_schema(summary="My payment methods, the default first", tags=["payments"], operation_id="payment_methods_list")
+    @extend_schema(responses={200: serializers.PaymentMethodSerializer(many=True)}, summary="My payment methods, the default first", tags=["payments"], operation_id="payment_methods_list")
     def get(self, request):
         page = self.paginate_queryset(self.get_queryset())
         return self.get_paginated_response(self.get_serializer(page, many=True).data)
@@ -172,7 +172,7 @@ class PaymentListView(GenericAPIView):
             return Payment.objects.none()
         return selectors.payment_list_for_user(user=self.request.user)
 
-    @extend_schema(summary="My payments, newest first", tags=["payments"], operation_id="payments_list")
+    @extend_schema(responses={200: serializers.PaymentSerializer(many=True)}, summary="My payments, newest first", tags=["payments"], operation_id="payments_list")
     def get(self, request):
         page = self.paginate_queryset(self.get_queryset())
         return self.get_paginated_response(self.get_serializer(page, many=True).data)

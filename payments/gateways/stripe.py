@@ -36,6 +36,9 @@ def stripe_client() -> stripe.StripeClient:
         stripe_version=settings.STRIPE_API_VERSION,
         base_addresses={"api": settings.STRIPE_API_BASE},
         max_network_retries=2,  # safe: every create carries an idempotency key
+        # The library waits 80 s per attempt by default: with the retries a Stripe that
+        # accepts connections and never answers would hold a web worker for four minutes.
+        http_client=stripe.new_default_http_client(timeout=settings.STRIPE_TIMEOUT_SECONDS),
     )
 
 

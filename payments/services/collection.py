@@ -115,6 +115,15 @@ def _post_and_allocate(payment: Payment, *, performed_by, channel: str) -> None:
 UNDER_WAY = (Payment.State.PENDING, Payment.State.REQUIRES_ACTION)
 
 
+def _outcome_unknown(payment: Payment, *, method: PaymentMethod, amount: Decimal) -> bool:
+    """The payment's charge call failed without an answer (Stripe timed out or was
+    unreachable): the same charge may be sent again with the payment's idempotency key,
+    which Stripe applies at most once. Without this a timed-out charge would block the
+    invoice's collection until a webhook that may never come."""
+    return (payment.state == Payment.State.PENDING and not payment.gateway_payment_id and bool(payment.failure_reason)
+            and payment.method_id == method.pk and payment.amount == amount)
+
+
 def payment_card_charge(*, account: AccountsReceivable, amount, method: PaymentMethod | None = None, invoice: Invoice | None = None,
                         purpose: str = Payment.Purpose.INVOICE, performed_by=None, channel: str = Channel.CALL_CENTER) -> Payment:
     """Charge a saved card (the default when ``method`` is None). Returns the payment:
@@ -136,12 +145,14 @@ def payment_card_charge(*, account: AccountsReceivable, amount, method: PaymentM
         # Under the account lock, so two collections of one invoice (a redelivered task, an
         # agent clicking while the automatic charge runs) cannot both start a charge.
         _lock_account(account.pk)
-        if invoice is not None and Payment.objects.filter(invoice=invoice, state__in=UNDER_WAY).exists():
+        under_way = Payment.objects.filter(invoice=invoice, state__in=UNDER_WAY).first() if invoice is not None else None
+        if under_way is not None and not _outcome_unknown(under_way, method=method, amount=value):
             raise Conflict(f"A card charge for invoice {invoice} is already under way.", code="charge_under_way")
-        payment = Payment.objects.create(account=account, method=method, kind=MethodKind.CARD, amount=value, currency=account.currency,
-                                         invoice=invoice, purpose=purpose, channel=channel,
-                                         created_by=performed_by if getattr(performed_by, "is_authenticated", False) else None)
-        audit_record(target=payment, action="charge started", performed_by=performed_by, channel=channel)
+        payment = under_way or Payment.objects.create(
+            account=account, method=method, kind=MethodKind.CARD, amount=value, currency=account.currency, invoice=invoice,
+            purpose=purpose, channel=channel, created_by=performed_by if getattr(performed_by, "is_authenticated", False) else None)
+        audit_record(target=payment, action="charge re-sent" if under_way else "charge started", performed_by=performed_by,
+                     channel=channel)
     try:
         result = gateway_get().charge(customer_id=customer.external_id, method_id=method.gateway_method_id, amount=value,
                                       currency=payment.currency, idempotency_key=payment.idempotency_key,
@@ -239,7 +250,8 @@ def payment_cancel(*, payment: Payment, reason: str, performed_by=None, channel:
         payment.state = Payment.State.CANCELLED
         payment.save(update_fields=["reversal_entry", "state"])
         allocations_release(payment=payment, reason="cancelled")
-        audit_record(target=payment, action="cancelled", reasons=[reason], performed_by=performed_by, channel=channel)
+        audit_record(target=payment, action="cancelled", changes={"state": [Payment.State.SUCCEEDED, Payment.State.CANCELLED]},
+                     reasons=[reason], performed_by=performed_by, channel=channel)
     return payment
 
 

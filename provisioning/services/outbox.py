@@ -54,7 +54,9 @@ def _send_soon(request_pk: int) -> None:
     from ..tasks import provisioning_request_send_task
 
     try:
-        provisioning_request_send_task.delay(request_pk)
+        # No result kept: the web process must not subscribe to the result store (see
+        # billing.services.invoicing._collect_soon).
+        provisioning_request_send_task.apply_async((request_pk,), ignore_result=True)
     except Exception:  # noqa: BLE001 — a broker outage must not fail the action; beat sends it later
         import logging
 

@@ -61,8 +61,9 @@ TITLES = ("LOTR", "LIMITLESS", "SERENDIPITY")
 PASSWORD = "bench-password-1"
 
 
-def world(customers: int) -> tuple[list[str], list[int]]:
-    """Portal tokens of ``customers`` subscribers and the PPV titles' ids."""
+def world(customers: int, *, prefix: str = "bench-order") -> tuple[list[str], list[int]]:
+    """Portal tokens of ``customers`` subscribers (e-mails ``<prefix>N@example.com``: each
+    benchmark its own, as they share the database) and the PPV titles' ids."""
     call_command("migrate", verbosity=0)
     demo_catalog_load()
     scheme = demo_billing_load()["scheme"]
@@ -70,7 +71,7 @@ def world(customers: int) -> tuple[list[str], list[int]]:
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     tokens = []
     for n in range(customers):
-        email = f"bench-order{n}@example.com"
+        email = f"{prefix}{n}@example.com"
         account = customer_create(first_name=f"Order{n}", email=email, password=PASSWORD,
                                   classification="VIP" if n % 5 == 0 else "NORMAL")
         effective_subscription(account, scheme)

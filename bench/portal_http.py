@@ -48,6 +48,7 @@ from subscriptions.models import Subscription  # noqa: E402
 from subscriptions.services.devices import device_register  # noqa: E402
 from subscriptions.services.orders import usage_order_place  # noqa: E402
 
+PREFIX = "bench-portal"
 READ_TARGET_RATE, READ_TARGET_P99_MS = 250, 100
 CHECK_TARGET_RATE, CHECK_TARGET_P99_MS = 500, 20
 READS = ("/api/v1/catalog/titles/", "/api/v1/orders/", "/api/v1/invoices/", "/api/v1/me/")
@@ -58,7 +59,7 @@ def devices_and_orders(orders_each: int, titles: list[int]) -> list[str]:
     """One Smart TV per bench customer (its raw key) and ``orders_each`` orders each."""
     keys = []
     by_pk = ContentTitle.objects.in_bulk(titles)
-    accounts = AccountsReceivable.objects.filter(contact__email__startswith="bench-order").order_by("pk")
+    accounts = AccountsReceivable.objects.filter(contact__email__startswith=PREFIX).order_by("pk")
     for n, account in enumerate(accounts):
         _device, raw_key = device_register(account=account, name="Living room TV", screen="SMART_TV")
         keys.append(raw_key)
@@ -112,7 +113,7 @@ def main() -> int:
         print("bench/portal_http.py needs PostgreSQL and Redis: run it through scripts/testenv.py (make bench).")
         return 2
     started = time.perf_counter()
-    tokens, titles = world(args.customers)
+    tokens, titles = world(args.customers, prefix=PREFIX)
     keys = devices_and_orders(args.orders, titles)
     print(f"machine: {machine(connection)}")
     print(f"setup: {args.customers} portal customers (1 in 5 VIP), {args.orders} orders and a Smart TV each, "

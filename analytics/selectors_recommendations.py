@@ -30,6 +30,8 @@ from .services.recommendations import (
 
 DEFAULT_LIMIT, MAX_LIMIT = 10, 50
 POPULAR_POOL = 200  # popular titles considered (most are filtered out on a small screen)
+NEW = "NEW"
+NEW_REASON = "New in the catalog"
 UNROLLED_HOURS = 48  # viewing events not rolled up yet still count as watched
 DEFAULT_SCREEN = Screen.WEB  # a customer with no device watches in the portal
 
@@ -37,7 +39,7 @@ DEFAULT_SCREEN = Screen.WEB  # a customer with no device watches in the portal
 @dataclass(frozen=True)
 class Recommendation:
     title: ContentTitle
-    kind: str  # SIMILAR or POPULAR
+    kind: str  # SIMILAR, POPULAR or NEW
     reason: str
     because: ContentTitle | None
     score: float
@@ -104,5 +106,23 @@ def recommendation_list(*, account: AccountsReceivable, device: Device | None = 
                                at=at)
     picks = recommend(history=history, neighbours=neighbours, popular=popular, limit=limit, allowed=set(allowed))
     because = ContentTitle.objects.in_bulk({pick.because_id for pick in picks if pick.because_id})
-    return [Recommendation(title=allowed[pick.title_id], kind=pick.kind, reason=reason_for(pick, because.get(pick.because_id)),
-                           because=because.get(pick.because_id), score=pick.score) for pick in picks]
+    chosen = [Recommendation(title=allowed[pick.title_id], kind=pick.kind, reason=reason_for(pick, because.get(pick.because_id)),
+                             because=because.get(pick.because_id), score=pick.score) for pick in picks]
+    if len(chosen) < limit:
+        chosen += newest_titles(account=account, device=device, exclude=seen | {item.title.pk for item in chosen},
+                                limit=limit - len(chosen), at=at)
+    return chosen
+
+
+def newest_titles(*, account: AccountsReceivable, device: Device | None, exclude: set[int], limit: int,
+                  at: datetime) -> list[Recommendation]:
+    """The last resort when history says too little (a new operator, a customer who has seen
+    everything popular): the newest orderable titles, so the home page is never empty."""
+    screens = screens_for(account=account, device=device)
+    newest: dict[int, ContentTitle] = {}
+    for screen in screens:
+        for title in portal_title_list(screen=screen, at=at).exclude(pk__in=exclude).order_by("-created_at", "-pk")[:limit * 3]:
+            newest.setdefault(title.pk, title)
+    priced = title_quotes_for(titles=newest.values(), at=at, classification=account.classification)
+    ordered = sorted((title for pk, title in newest.items() if pk in priced), key=lambda title: (title.created_at, title.pk), reverse=True)
+    return [Recommendation(title=title, kind=NEW, reason=NEW_REASON, because=None, score=0.0) for title in ordered[:limit]]

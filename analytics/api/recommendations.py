@@ -29,8 +29,10 @@ class RecommendationSerializer(serializers.Serializer):
     name = serializers.CharField(source="title.title")
     year = serializers.IntegerField(source="title.year", allow_null=True)
     artwork_url = serializers.CharField(source="title.artwork_url")
-    kind = serializers.ChoiceField(choices=["SIMILAR", "POPULAR"], help_text="SIMILAR: like a title I watched or bought.")
-    reason = serializers.CharField(help_text='e.g. "Because you watched Limitless" or "Popular this week".')
+    kind = serializers.ChoiceField(choices=["SIMILAR", "POPULAR", "NEW"],
+                                   help_text="SIMILAR: like a title I watched or bought; POPULAR: watched by many lately; "
+                                             "NEW: newest in the catalog, when history says too little.")
+    reason = serializers.CharField(help_text='e.g. "Because you watched Limitless", "Popular this week" or "New in the catalog".')
     because = serializers.CharField(source="because.code", allow_null=True, default=None,
                                     help_text="The code of the title it is like (SIMILAR only).")
 

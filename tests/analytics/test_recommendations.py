@@ -90,6 +90,18 @@ def test_a_new_customer_gets_what_is_popular_this_week(co_viewing):
                                          ("SERENDIPITY", "Popular this week")]
 
 
+def test_with_no_history_anywhere_the_newest_titles_fill_the_home_page(zx_catalog):
+    # Given an operator with no viewing and no orders yet (nothing is popular)
+    maria = customer_create(first_name="Maria", email="maria@example.com")
+    rebuild()
+    assert not TitlePopularity.objects.exists()
+
+    # Then the home page is not empty: the orderable titles, newest first
+    newest = list(ContentTitle.objects.filter(code__in=["LOTR", "LIMITLESS", "SERENDIPITY"])
+                  .order_by("-created_at", "-pk").values_list("code", flat=True))
+    assert recommendations(maria) == [(code, "New in the catalog") for code in newest]
+
+
 def test_titles_watched_or_bought_are_never_recommended(co_viewing, billing_scheme):
     # Given Maria watched Limitless and bought Serendipity (not played yet)
     maria = co_viewing

@@ -22,7 +22,6 @@ zero postings); see ``usage_bill_if_due`` for free (VIP) usage.
 
 from __future__ import annotations
 
-import logging
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -39,6 +38,7 @@ from catalogs.models import Product, ProductType
 from core.actions import AuditedAction
 from core.choices import Channel
 from core.exceptions import TransitionNotAllowed
+from core.queueing import signature_queue_on_commit
 from core.services import audit_record, sequence_next
 from core.validation import Errors, error_add, errors_raise
 
@@ -52,7 +52,6 @@ ZERO = Decimal("0.00")
 DRAFT, POSTED, CANCELLED = Invoice.State.DRAFT, Invoice.State.POSTED, Invoice.State.CANCELLED
 REVENUE_LEDGERS = ("REVENUE_PPV", "REVENUE_RECURRING", "REVENUE_ONE_TIME", "DEFERRED_REVENUE")
 COLLECT_BATCH = 100
-logger = logging.getLogger(__name__)
 REVENUE_BY_SERVICE_TYPE = {ProductType.ServiceType.USAGE: "REVENUE_PPV", ProductType.ServiceType.TERMED: "REVENUE_RECURRING"}
 
 
@@ -244,25 +243,12 @@ def invoices_collect_on_commit(invoices: Iterable[Invoice]) -> None:
     billing run's chunk does not pay a broker round trip per invoice."""
     arguments = [(invoice.pk,) for invoice in invoices if invoice.gross_total > 0]
     if arguments:
-        transaction.on_commit(lambda: _collect_soon(arguments))
+        # One message per batch; a broker outage leaves the invoices POSTED and open for dunning.
+        from payments.tasks import invoice_collect_task
 
-
-def _collect_soon(arguments: list[tuple[int]]) -> None:
-    """Queue the collection after the commit. A broker outage must not turn a committed
-    order into an error answer (the client would retry a done order): the invoice stays
-    POSTED and open, and dunning collects it. No result is kept (nobody reads it), so the
-    web process never subscribes to the result store either (a Redis restart would leave
-    that subscription broken until the process restarts)."""
-    from payments.tasks import invoice_collect_task
-
-    try:
-        if len(arguments) == 1:
-            invoice_collect_task.apply_async(arguments[0], ignore_result=True)
-        else:
-            invoice_collect_task.chunks(arguments, COLLECT_BATCH).apply_async(ignore_result=True)
-    except Exception:  # noqa: BLE001 — the broker is down; dunning picks the invoices up
-        logger.warning("Could not queue the collection of invoices %s; dunning will collect them.",
-                       [pk for (pk,) in arguments])
+        signature = (invoice_collect_task.s(*arguments[0]) if len(arguments) == 1
+                     else invoice_collect_task.chunks(arguments, COLLECT_BATCH))
+        signature_queue_on_commit(signature, recovered_by="dunning")
 
 
 def invoice_post(*, invoice: Invoice, performed_by=None, channel: str = Channel.SYSTEM) -> Invoice:

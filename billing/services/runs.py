@@ -50,6 +50,7 @@ from catalogs.models import PricePlan, PricePlanRate, Product
 from catalogs.pricing import PERIOD_MONTHS, months_add, price_plan_rate_for, promotion_applies_to, recurring_charge
 from core.choices import Channel
 from core.models import AuditEntry
+from core.queueing import signature_queue, signature_queue_on_commit
 from core.refcache import reference_cached
 from core.services import audit_record, sequence_take
 from core.exceptions import TransitionNotAllowed, ValidationFailed
@@ -603,7 +604,7 @@ def billing_run_create(*, run_date: date, scheme: BillingTermScheme | None = Non
         audit_record(target=run, action="created", changes={"run_date": [None, str(run_date)],
                                                              "scheme": [None, str(scheme) if scheme else "every scheme"]},
                      performed_by=performed_by, channel=channel)
-        transaction.on_commit(lambda: billing_run_start_task.delay(run.pk))
+        signature_queue_on_commit(billing_run_start_task.s(run.pk), recovered_by="the billing-run resume (beat, every 5 minutes)")
     return run
 
 
@@ -724,14 +725,26 @@ def billing_run_resume(*, run: BillingRun) -> BillingRun:
     if run.state != State.RUNNING:
         raise TransitionNotAllowed(f"{run} is {run.get_state_display().lower()}; only a running run is resumed.",
                                    code="billing_run_not_running")
-    transaction.on_commit(lambda: billing_run_chunks_task.delay(run.pk))
+    signature_queue_on_commit(billing_run_chunks_task.s(run.pk), recovered_by="the billing-run resume (beat, every 5 minutes)")
     return run
 
 
+STARTED_WITHIN = timedelta(minutes=2)
+
+
 def billing_runs_resume() -> int:
-    """Beat: resume every RUNNING run; returns how many."""
+    """Beat: resume every RUNNING run, and start again every PENDING run created more than
+    two minutes ago (its start message was lost: a broker outage, a worker killed before
+    planning). Planning happens once under the run's lock, so a second start plans nothing
+    and its extra workers find no chunk to claim. Returns how many runs it gave a worker."""
+    from ..tasks import billing_run_start_task
+
     runs = list(BillingRun.objects.filter(state=State.RUNNING))
     for run in runs:
         billing_run_resume(run=run)
-    return len(runs)
+    stalled = list(BillingRun.objects.filter(state=State.PENDING, created_at__lt=timezone.now() - STARTED_WITHIN)
+                   .values_list("pk", flat=True))
+    for run_pk in stalled:
+        signature_queue(billing_run_start_task.s(run_pk), recovered_by="the next billing-run resume")
+    return len(runs) + len(stalled)
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db import transaction
 from django.db.models import Max
 
 from core.exceptions import ApplicationError
+from core.queueing import signature_queue_on_commit
 
 from ..commands import ACCOUNT_REACTIVATE, ACCOUNT_SUSPEND, ACCOUNT_TERMINATE, ACCOUNT_UPDATE, command_allowed
 from ..models import ProvisioningProvider, ProvisioningRequest
@@ -46,21 +46,10 @@ def provisioning_request_add(
         cause=cause, parameters={"account": account.number, **(parameters or {})},
         sequence=_sequence_next(subscription) if subscription is not None else None,
     )
-    transaction.on_commit(lambda: _send_soon(request.pk))
-    return request
-
-
-def _send_soon(request_pk: int) -> None:
     from ..tasks import provisioning_request_send_task
 
-    try:
-        # No result kept: the web process must not subscribe to the result store (see
-        # billing.services.invoicing._collect_soon).
-        provisioning_request_send_task.apply_async((request_pk,), ignore_result=True)
-    except Exception:  # noqa: BLE001 — a broker outage must not fail the action; beat sends it later
-        import logging
-
-        logging.getLogger(__name__).warning("Could not queue provisioning request %s; the dispatcher will send it.", request_pk)
+    signature_queue_on_commit(provisioning_request_send_task.s(request.pk), recovered_by="the provisioning dispatcher")
+    return request
 
 
 # --- account changes (accounts/services.py calls this in its transaction) ---------------------

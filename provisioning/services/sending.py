@@ -29,6 +29,7 @@ from django.utils import timezone
 
 from core.choices import Channel, LifecycleState
 from core.exceptions import ApplicationError
+from core.queueing import signature_queue_on_commit
 from core.services import audit_record
 
 from ..clients.nagra import CallOutcome, nagra_client
@@ -185,7 +186,7 @@ def provisioning_request_retry(*, request: ProvisioningRequest, performed_by=Non
                      performed_by=performed_by, channel=channel)
         locked.state, locked.attempts, locked.next_attempt_at, locked.rejected_at = State.PENDING, 0, timezone.now(), None
         locked.save(update_fields=["state", "attempts", "next_attempt_at", "rejected_at"])
-        transaction.on_commit(lambda: _queue(locked.pk))
+        _queue(locked.pk)
     return locked
 
 
@@ -206,17 +207,17 @@ def provisioning_request_cancel(*, request: ProvisioningRequest, reason: str, pe
         locked.state = State.CANCELLED
         locked.save(update_fields=["state"])
         account_id = locked.account_id
-        transaction.on_commit(lambda: _queue_account(account_id))
+        _queue_account(account_id)
     return locked
 
 
 def _queue(request_pk: int) -> None:
     from ..tasks import provisioning_request_send_task
 
-    provisioning_request_send_task.delay(request_pk)
+    signature_queue_on_commit(provisioning_request_send_task.s(request_pk), recovered_by="the provisioning dispatcher")
 
 
 def _queue_account(account_id: int) -> None:
     from ..tasks import provisioning_account_drain_task
 
-    provisioning_account_drain_task.delay(account_id)
+    signature_queue_on_commit(provisioning_account_drain_task.s(account_id), recovered_by="the provisioning dispatcher")

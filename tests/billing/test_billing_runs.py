@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -24,7 +24,7 @@ from billing.selectors import ar_balance, trial_balance
 from billing.services.charges import one_time_charge_add, promotion_grant
 from billing.services.runs import (
     billing_period_containing, billing_run_chunk_bill, billing_run_create, billing_run_errors, billing_run_execute,
-    billing_run_plan, service_periods_due,
+    billing_run_plan, billing_runs_resume, service_periods_due,
 )
 from billing.services.schemes import billing_term_scheme_create, billing_term_scheme_set_effective
 from billing.tasks import billing_runs_resume_task
@@ -251,6 +251,42 @@ def test_a_run_started_by_finance_is_billed_by_the_workers(zx_catalog, celery_wo
         run = billing_run_create(run_date=date(2026, 2, 1))  # the start task is sent when this commits
         run = wait_for(run, "COMPLETED")
     assert (run.invoices_created, run.invoiced_total) == (1, D("13.21"))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_run_whose_start_message_was_lost_is_started_by_beat(zx_catalog, celery_worker):
+    """A PENDING run nobody started (its message lost in a broker outage) is started by the
+    beat's resume once it is two minutes old, and billed once."""
+    demo_billing_load()
+    sports_subscriber(monthly())
+    with time_machine.travel(FEB_1, tick=False):
+        run = BillingRun.objects.create(run_date=date(2026, 2, 1))  # as if the start message never reached Redis
+    with time_machine.travel(FEB_1 + timedelta(minutes=1), tick=False):
+        assert billing_runs_resume() == 0  # too young: its start may still be on its way
+    with time_machine.travel(FEB_1 + timedelta(minutes=3), tick=False):
+        assert billing_runs_resume() == 1
+        run = wait_for(run, "COMPLETED")
+        billing_runs_resume()  # a second start of a finished run plans and bills nothing
+    assert (run.invoices_created, run.invoiced_total) == (1, D("13.21"))
+    assert Invoice.objects.count() == 1
+
+
+def test_a_broker_outage_does_not_fail_the_work_that_committed(caplog):
+    """Queueing after commit against a broker that is down logs and returns: the rows are
+    the record, and the dispatchers find them again."""
+    from celery import Celery
+
+    from core.queueing import signature_queue
+
+    down = Celery("down", set_as_current=False, broker="redis://127.0.0.1:1/0", broker_connection_retry=False, broker_connection_max_retries=0,
+                  broker_transport_options={"max_retries": 0, "socket_connect_timeout": 0.5})
+
+    @down.task(name="down.noop")
+    def noop():  # pragma: no cover - never delivered
+        return None
+
+    assert signature_queue(noop.s(), recovered_by="the dispatcher") is False
+    assert "will pick the work up" in caplog.text
 
 
 @pytest.mark.django_db(transaction=True)

@@ -13,6 +13,7 @@ from django.http import HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path
 
+from core.admin import ReportPageAdmin
 from core.exceptions import ValidationFailed
 
 from . import selectors
@@ -62,17 +63,8 @@ def dashboard_csv_rows(months) -> list[list[str]]:
 
 
 @admin.register(AnalyticsDashboard)
-class AnalyticsDashboardAdmin(admin.ModelAdmin):
+class AnalyticsDashboardAdmin(ReportPageAdmin):
     """The dashboard page replaces the change list; nothing here is edited."""
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
     def get_urls(self):
         return [path("csv/", self.admin_site.admin_view(self.csv_view), name="analytics_analyticsdashboard_csv"),

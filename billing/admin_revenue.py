@@ -15,6 +15,8 @@ from django.template.response import TemplateResponse
 from django.urls import path
 from django.utils import timezone
 
+from core.admin import ReportPageAdmin
+
 from .models import RevenueRecognition, RevenueWaterfall
 from .selectors_revenue import REVENUE_TYPES, Waterfall, months_between, revenue_waterfall
 
@@ -64,17 +66,8 @@ def waterfall_csv_rows(report: Waterfall) -> list[list[str]]:
 
 
 @admin.register(RevenueWaterfall)
-class RevenueWaterfallAdmin(admin.ModelAdmin):
+class RevenueWaterfallAdmin(ReportPageAdmin):
     """The waterfall page replaces the change list; nothing here is edited."""
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
     def get_urls(self):
         return [path("csv/", self.admin_site.admin_view(self.csv_view), name="billing_revenuewaterfall_csv")] + super().get_urls()

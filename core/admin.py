@@ -320,3 +320,17 @@ class ServiceAdminMixin:
             return HttpResponseRedirect(reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[object_id]))
 
 
+
+
+class ReportPageAdmin(admin.ModelAdmin):
+    """A report page registered in the admin (its page replaces the change list): nothing
+    is added, changed or deleted through it; who may see it is its view permission."""
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False

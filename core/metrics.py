@@ -188,12 +188,19 @@ class _PostgresTimeout:
         return self._atomic.__exit__(*exc)
 
 
+def _count_by_state(queryset, states, name: str, documentation: str) -> tuple[dict, GaugeMetricFamily]:
+    """Rows by state (every state listed, 0 when none) as a gauge, and the counts."""
+    by_state = dict(queryset.order_by().values_list("state").annotate(n=Count("pk")))
+    gauge = GaugeMetricFamily(name, documentation, labels=["state"])
+    for state in states:
+        gauge.add_metric([state], by_state.get(state, 0))
+    return by_state, gauge
+
+
 def _udr_metrics():
     UsageDetailRecord = apps.get_model("billing", "UsageDetailRecord")
-    by_state = dict(UsageDetailRecord.objects.order_by().values_list("state").annotate(n=Count("pk")))
-    states = GaugeMetricFamily("ottbss_udrs", "Usage detail records by state.", labels=["state"])
-    for state in UsageDetailRecord.State.values:
-        states.add_metric([state], by_state.get(state, 0))
+    by_state, states = _count_by_state(UsageDetailRecord.objects, UsageDetailRecord.State.values, "ottbss_udrs",
+                                       "Usage detail records by state.")
     billed = by_state.get(UsageDetailRecord.State.BILLED, 0)
     rated = by_state.get(UsageDetailRecord.State.RATED, 0) + billed
     # Records only move forward (PENDING → RATED → BILLED), so these counts only grow:
@@ -206,10 +213,8 @@ def _udr_metrics():
 def _provisioning_metrics():
     ProvisioningRequest = apps.get_model("provisioning", "ProvisioningRequest")
     requests = ProvisioningRequest.objects.order_by()
-    by_state = dict(requests.values_list("state").annotate(n=Count("pk")))
-    states = GaugeMetricFamily("ottbss_provisioning_requests", "Provisioning outbox requests by state.", labels=["state"])
-    for state in ProvisioningRequest.State.values:
-        states.add_metric([state], by_state.get(state, 0))
+    by_state, states = _count_by_state(requests, ProvisioningRequest.State.values, "ottbss_provisioning_requests",
+                                       "Provisioning outbox requests by state.")
     yield states
     oldest = requests.filter(state=ProvisioningRequest.State.PENDING).aggregate(oldest=Min("created_at"))["oldest"]
     age = (timezone.now() - oldest).total_seconds() if oldest else 0.0
@@ -223,10 +228,7 @@ def _provisioning_metrics():
 def _billing_run_metrics():
     BillingRun = apps.get_model("billing", "BillingRun")
     runs = BillingRun.objects.order_by()
-    by_state = dict(runs.values_list("state").annotate(n=Count("pk")))
-    states = GaugeMetricFamily("ottbss_billing_runs", "Billing runs by state.", labels=["state"])
-    for state in BillingRun.State.values:
-        states.add_metric([state], by_state.get(state, 0))
+    _by_state, states = _count_by_state(runs, BillingRun.State.values, "ottbss_billing_runs", "Billing runs by state.")
     yield states
     # Progress of the runs still going (few at a time, so one series per run is cheap).
     accounts = GaugeMetricFamily("ottbss_billing_run_accounts", "Accounts of an unfinished billing run: planned and done.",

@@ -87,7 +87,7 @@ class BillingRunAdmin(ServiceAdminMixin, AuditHistoryMixin, admin.ModelAdmin):
     def resume(self, request, queryset):
         for run in queryset:
             try:
-                billing_run_resume(run=run)
+                billing_run_resume(run=run, performed_by=request.user, channel=Channel.CALL_CENTER)
             except ApplicationError as refusal:
                 self.message_user(request, refusal.message, messages.WARNING)
             else:

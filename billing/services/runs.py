@@ -717,15 +717,19 @@ def billing_run_errors(*, run: BillingRun) -> list[dict]:
         run.chunks.exclude(errors=[]).order_by("first_account_id").values_list("errors", flat=True)))
 
 
-def billing_run_resume(*, run: BillingRun) -> BillingRun:
+def billing_run_resume(*, run: BillingRun, performed_by=None, channel: str = Channel.SYSTEM) -> BillingRun:
     """Give a RUNNING run a worker again (after a worker died); chunks a live worker holds
-    are skipped, so this never bills anything twice. Refused for a run that is not RUNNING."""
+    are skipped, so this never bills anything twice. Refused for a run that is not RUNNING.
+    A person's resume is audited; the beat's routine ones (every 5 minutes) are not."""
     from ..tasks import billing_run_chunks_task
 
     if run.state != State.RUNNING:
         raise TransitionNotAllowed(f"{run} is {run.get_state_display().lower()}; only a running run is resumed.",
                                    code="billing_run_not_running")
-    signature_queue_on_commit(billing_run_chunks_task.s(run.pk), recovered_by="the billing-run resume (beat, every 5 minutes)")
+    with transaction.atomic():
+        if performed_by is not None:
+            audit_record(target=run, action="resumed", performed_by=performed_by, channel=channel)
+        signature_queue_on_commit(billing_run_chunks_task.s(run.pk), recovered_by="the billing-run resume (beat, every 5 minutes)")
     return run
 
 

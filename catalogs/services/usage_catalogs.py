@@ -146,10 +146,11 @@ def usage_definition_default_rate_set(
     if errors:
         raise ValidationFailed("The default rate is not valid.", fields=errors)
     with transaction.atomic():
-        default, _ = DefinitionDefaultRate.objects.select_for_update().get_or_create(
+        default, created = DefinitionDefaultRate.objects.select_for_update().get_or_create(
             definition=definition, product_type=product_type, defaults={"base_rate": rate}
         )
-        before = {"base_rate": default.base_rate, "tiers": tiers_text(_tiers_of(default))}
+        # A new default has no "before": its rate is created with the row, and must still be audited.
+        before = {} if created else {"base_rate": default.base_rate, "tiers": tiers_text(_tiers_of(default))}
         default.base_rate = rate
         default.save()
         default.tiers.all().delete()

@@ -36,6 +36,7 @@ docs/rating.md for a worked example with the Company ZX rates.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, time
@@ -48,11 +49,11 @@ from django.utils import timezone
 
 from accounts.models import AccountsReceivable, Classification
 from core.choices import LifecycleState
-from core.refcache import reference_cached
+from core.refcache import reference_cached, reference_version
 from core.exceptions import ApplicationError, NotFound, ValidationFailed
 
 from .models import ContentTitle, PricePlan, PricePlanRate, Product, ProductType, UsageService, UsageServiceCatalog, UsageTier
-from .selectors import title_list_for_screen
+from .selectors import title_list_for_screen, title_window_bounds
 
 RATE_PLACES = Decimal("0.0001")
 MINUTES_PER_DAY = 24 * 60
@@ -357,6 +358,24 @@ def usage_quotes_for(
 
 
 # --- Portal reads: titles with their price, packages with their rates -------------------
+
+def catalog_moment(at: datetime) -> tuple | None:
+    """Everything besides the caller's screen, classification and query that a portal
+    catalog page at ``at`` depends on, as a key: the versions of the title and catalog
+    tables, which title windows and which catalog validity periods ``at`` lies between, and
+    the wall-clock minute (tiers are whole minutes). Two moments with the same key give the
+    same page. None where reference versions are not kept (not PostgreSQL)."""
+    titles, catalogs = reference_version("titles"), reference_version("catalog")
+    if titles is None or catalogs is None:
+        return None
+    return (titles, catalogs, bisect_right(title_window_bounds(), at), bisect_right(_catalog_bounds(), at),
+            at.replace(second=0, microsecond=0))
+
+
+def _catalog_bounds() -> list[datetime]:
+    return reference_cached("catalog", "validity_bounds", lambda: sorted(
+        {bound for entry in _entries() for bound in (entry.catalog.valid_from, entry.catalog.valid_until) if bound is not None}))
+
 
 def portal_title_list(*, screen: str, at: datetime | None = None) -> QuerySet[ContentTitle]:
     """The multiscreen catalog for ``screen`` with what a page of it needs prefetched

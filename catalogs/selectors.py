@@ -51,6 +51,19 @@ def _titles() -> dict[int, _TitleEntry]:
     return reference_cached("titles", "titles", _titles_load)
 
 
+def title_window_bounds() -> list[datetime]:
+    """Every instant at which some title's own window or screen window opens or closes,
+    sorted: between two of them, ``title_list_for_screen`` gives the same titles."""
+    def bounds() -> list[datetime]:
+        found = set()
+        for entry in _titles().values():
+            found.update((entry.title.available_from, entry.title.available_until))
+            for window in entry.screens.values():
+                found.update(window)
+        return sorted(bound for bound in found if bound is not None)
+    return reference_cached("titles", "window_bounds", bounds)
+
+
 def title_for_order(*, pk: int) -> ContentTitle | None:
     """The title with the products that sell it, without a query while nothing changed.
     Shared by the process: read it, never change it."""

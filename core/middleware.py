@@ -18,6 +18,7 @@ from django.utils.functional import SimpleLazyObject, empty
 
 from core.logging import request_id_var
 from core.metrics import request_observe
+from core.refcache import versions_read_once
 
 REQUEST_ID_HEADER = "X-Request-ID"
 # An incoming id is kept only if it is short and plain, so a client cannot inject log lines.
@@ -80,6 +81,22 @@ class RequestMetricsMiddleware:
         method = request.method if request.method in _KNOWN_METHODS else "OTHER"
         request_observe(view=view, method=method, status=response.status_code, seconds=time.perf_counter() - started)
         return response
+
+
+class ReferenceVersionsMiddleware:
+    """A GET or HEAD request reads each reference group's version once (``core.refcache``):
+    an entitlement check looks at the titles twice, and both looks see the same titles."""
+
+    SAFE_METHODS = frozenset({"GET", "HEAD"})
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if request.method not in self.SAFE_METHODS:
+            return self.get_response(request)
+        with versions_read_once():
+            return self.get_response(request)
 
 
 @receiver(request_finished, dispatch_uid="core.middleware.request_context_clear")

@@ -13,7 +13,10 @@ owning the tables), in the writer's own transaction. So:
   transaction that made it (it reads its own bump);
 * a rolled-back change (a transaction or a savepoint) leaves a version no later change can
   repeat: each bump takes a number from a sequence, and sequences never go back;
-* reading the version is one primary-key lookup per use — the price of being exact.
+* reading the version is one primary-key lookup per use — the price of being exact —
+  except inside ``versions_read_once()`` (the middleware wraps every GET and HEAD request
+  in it): there each group's version is read once and holds for the rest of the block, as
+  a request that only reads sees the reference data of the moment it looked first.
 
 On databases without the triggers (the SQLite default of ``make run``) nothing is kept:
 ``load()`` runs every time, which is correct and only slower.
@@ -21,7 +24,9 @@ On databases without the triggers (the SQLite default of ``make run``) nothing i
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
+from contextvars import ContextVar
 from typing import Any, TypeVar
 
 from django.db import connection
@@ -29,6 +34,7 @@ from django.db import connection
 T = TypeVar("T")
 
 _memo: dict[tuple[str, str, str], tuple[tuple[int, int], Any]] = {}
+_read_once: ContextVar[dict[str, tuple[int, int]] | None] = ContextVar("refcache_read_once", default=None)
 
 BUMP_FUNCTION = """
 CREATE SEQUENCE IF NOT EXISTS core_reference_bump_seq;
@@ -61,10 +67,28 @@ def reference_version(group: str) -> tuple[int, int] | None:
     """The group's current version, or None where versions are not kept (not PostgreSQL)."""
     if connection.vendor != "postgresql":
         return None
+    seen = _read_once.get()
+    if seen is not None and group in seen:
+        return seen[group]
     with connection.cursor() as cursor:
         cursor.execute("SELECT counter, writer FROM core_referenceversion WHERE name = %s", [group])
         row = cursor.fetchone()
-    return (row[0], row[1]) if row else (0, 0)
+    version = (row[0], row[1]) if row else (0, 0)
+    if seen is not None:
+        seen[group] = version
+    return version
+
+
+@contextlib.contextmanager
+def versions_read_once() -> Iterator[None]:
+    """Within the block, each group's version is read from the database once. Only for work
+    that changes no reference data (a read-only request): a change it made would not be
+    seen by its own later reads."""
+    token = _read_once.set({})
+    try:
+        yield
+    finally:
+        _read_once.reset(token)
 
 
 def reference_cached(group: str, key: str, load: Callable[[], T]) -> T:

@@ -13,12 +13,16 @@ else from the settings' defaults.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
 
 from django.conf import settings
-from django.db.models import Count, Max, Min, OuterRef, Q, QuerySet, Subquery
+from django.db import connection
+from django.db.models import Count, Max, Min, Q, QuerySet
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from accounts.models import AccountsReceivable
 from catalogs.models import ContentTitle, Product
@@ -66,24 +70,54 @@ def entitlement_check(*, account: AccountsReceivable, title: ContentTitle, at: d
     then an EFFECTIVE package listing the title; else not entitled.
     """
     at = at or timezone.now()
-    rental_until = (Rental.objects.filter(account=OuterRef("pk"), title=title, starts_at__lte=at, ends_at__gt=at)
-                    .order_by("-ends_at").values("ends_at")[:1])
-    package = (effective_services(OuterRef("pk")).filter(product__titles=title)
-               .order_by("product__name").values("product__name")[:1])
-    annotations = {"rental_until": Subquery(rental_until), "package": Subquery(package)}
-    rows = AccountsReceivable.objects.filter(pk=account.pk).order_by().annotate(**annotations).values("number", "state", *annotations)
-    row = next(iter(rows[:1]), None)
+    moment = connection.ops.adapt_datetimefield_value(at)
+    with connection.cursor() as cursor:
+        cursor.execute(_entitlement_sql(), [title.pk, moment, moment, EFFECTIVE, EFFECTIVE, title.pk, account.pk])
+        row = cursor.fetchone()
     if row is None:
         raise NotFound("No such account.")
-    if row["state"] != AccountsReceivable.State.ACTIVE:
-        return Entitlement(False, f"the account {row['number']} is {row['state']}; nothing can be watched until it is ACTIVE again")
+    number, state, rental_until, package = row
+    if state != AccountsReceivable.State.ACTIVE:
+        return Entitlement(False, f"the account {number} is {state}; nothing can be watched until it is ACTIVE again")
     if screen and not title_is_available(title=title, screen=screen, at=at):  # the remembered titles: no query
         return Entitlement(False, f"{title.title} is not available on {Screen(screen).label} now")
-    if row["rental_until"] is not None:
-        return Entitlement(True, f"rental until {moment_text(row['rental_until'])}", RENTAL, row["rental_until"])
-    if row["package"] is not None:
-        return Entitlement(True, f"package {row['package']}", PACKAGE)
+    if rental_until is not None:
+        rental_until = _as_datetime(rental_until)
+        return Entitlement(True, f"rental until {moment_text(rental_until)}", RENTAL, rental_until)
+    if package is not None:
+        return Entitlement(True, f"package {package}", PACKAGE)
     return Entitlement(False, f"no rental or package includes {title.title}")
+
+
+@functools.cache
+def _entitlement_sql() -> str:
+    """``entitlement_check``'s one query, hand-written: the ORM took ~3 ms of Python per
+    check to build it. The account's number and state; its latest active rental of the
+    title (``rental_lookup_idx``); the first (by product name) EFFECTIVE service on an
+    EFFECTIVE subscription whose product lists the title. Portable SQL (PostgreSQL, SQLite)."""
+    titles = Product.titles.through._meta
+    return (
+        f"SELECT a.number, a.state, "
+        f"(SELECT r.ends_at FROM {Rental._meta.db_table} r WHERE r.account_id = a.id AND r.title_id = %s "
+        f"AND r.starts_at <= %s AND r.ends_at > %s ORDER BY r.ends_at DESC LIMIT 1), "
+        f"(SELECT p.name FROM {SubscriptionService._meta.db_table} ss "
+        f"JOIN {Subscription._meta.db_table} s ON s.id = ss.subscription_id "
+        f"JOIN {Product._meta.db_table} p ON p.id = ss.product_id "
+        f"JOIN {titles.db_table} pt ON pt.{titles.get_field('product').column} = p.id "
+        f"WHERE s.account_id = a.id AND s.state = %s AND ss.state = %s "
+        f"AND pt.{titles.get_field('contenttitle').column} = %s ORDER BY p.name LIMIT 1) "
+        f"FROM {AccountsReceivable._meta.db_table} a WHERE a.id = %s"
+    )
+
+
+def _as_datetime(value) -> datetime | None:
+    """A timestamp from hand-written SQL: PostgreSQL gives an aware datetime; SQLite the
+    UTC text Django stored, or a naive datetime where its converter ran."""
+    if value is None:
+        return None
+    if not isinstance(value, datetime):
+        value = parse_datetime(value)
+    return value.replace(tzinfo=dt_timezone.utc) if timezone.is_naive(value) else value
 
 
 def entitlement_list(*, account: AccountsReceivable, at: datetime | None = None) -> list[Entitlement]:

@@ -13,10 +13,30 @@ from __future__ import annotations
 from django.contrib.auth.models import AnonymousUser
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
+from rest_framework.permissions import SAFE_METHODS
 
 from core.choices import Channel
 
 from .. import selectors, services
+
+
+class PortalTokenAuthentication(authentication.TokenAuthentication):
+    """DRF's ``Authorization: Token <key>``, with the user's portal identity (``portal_user``,
+    or none for a staff integration's token) loaded in the same query: every portal request
+    authenticates, and the portal permission reads it next. A GET or HEAD also loads the
+    primary account the portal views act on. Hand-written (``core.sql``)."""
+
+    def authenticate(self, request):
+        self.read_only = request.method in SAFE_METHODS
+        return super().authenticate(request)
+
+    def authenticate_credentials(self, key):
+        user = selectors.user_get_by_token(key=key, with_account=getattr(self, "read_only", False))
+        if user is None:
+            raise exceptions.AuthenticationFailed("Invalid token.")
+        if not user.is_active:
+            raise exceptions.AuthenticationFailed("User inactive or deleted.")
+        return user, user.auth_token
 
 
 class DevicePrincipal(AnonymousUser):

@@ -54,6 +54,7 @@ MIDDLEWARE = [
     # First: every response (redirects and errors too) gets X-Request-ID, a log line and a latency.
     "core.middleware.RequestIdMiddleware",
     "core.middleware.RequestMetricsMiddleware",
+    "core.middleware.ReferenceVersionsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -186,7 +187,7 @@ DEFAULT_COUNTRY = env_str("DEFAULT_COUNTRY", "CY")
 # --- REST API --------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "accounts.api.authentication.PortalTokenAuthentication",  # DRF's Token, in one query
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],

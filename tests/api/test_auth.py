@@ -6,7 +6,11 @@ import pytest
 from django.contrib.auth import get_user_model
 from rest_framework.authtoken.models import Token
 
+from accounts import services
 from accounts.models import AccountsReceivable, Contact
+from accounts.selectors import account_primary_for_user, user_get_by_token
+
+User = get_user_model()
 
 pytestmark = pytest.mark.django_db
 
@@ -130,3 +134,39 @@ def test_malformed_json_is_a_parse_error(api_client):
     response = api_client.post("/api/v1/auth/login/", "{not json", content_type="application/json")
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "parse_error"
+
+
+# --- The token's identity, read in one query (accounts.selectors.user_get_by_token) ---------
+
+def test_a_staff_integration_token_is_a_user_without_a_portal_identity(api_client, agent):
+    token = Token.objects.create(user=agent)
+    api_client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+
+    response = api_client.get("/api/v1/me/")
+
+    assert response.status_code == 403  # authenticated as the agent, who is no portal customer
+    assert response.json()["error"]["code"] == "permission_denied"
+
+
+def test_a_deactivated_users_token_is_refused(api_client, customer):
+    token = services.portal_login(username=customer.contact.email, password="correct-horse-battery")
+    User.objects.filter(pk=token.user_id).update(is_active=False)
+    api_client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+
+    response = api_client.get("/api/v1/me/")
+
+    assert response.status_code == 401
+    assert response.json()["error"]["message"] == "User inactive or deleted."
+
+
+def test_a_read_acts_on_the_account_opened_first(customer):
+    later = AccountsReceivable.objects.create(number="AR9000002", contact=customer.contact, currency="EUR",
+                                              classification=customer.classification)
+    token = services.portal_login(username=customer.contact.email, password="correct-horse-battery")
+
+    user = user_get_by_token(key=token.key, with_account=True)
+
+    assert account_primary_for_user(user=user) == customer != later
+    assert account_primary_for_user(user=user).classification.code == "NORMAL"
+    assert user.portal_user.contact_id == customer.contact_id
+    assert user_get_by_token(key=token.key[:-1] + "x") is None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from accounts import services
+from accounts.models import AccountsReceivable
 
 pytestmark = pytest.mark.django_db
 
@@ -83,3 +84,12 @@ def test_device_key_authenticates_the_device_not_a_person(api_client, customer):
 
 def test_portal_token_is_not_a_device_credential(portal_client):
     assert portal_client.get("/api/v1/device/me/").status_code in (401, 403)
+
+
+def test_my_profile_costs_the_same_queries_whatever_my_number_of_accounts(portal_client, customer, django_assert_num_queries):
+    portal_client.get("/api/v1/me/")
+    with django_assert_num_queries(4):  # the token with the portal identity, the contact, its addresses, its accounts
+        assert len(portal_client.get("/api/v1/me/").json()["accounts"]) == 1
+    AccountsReceivable.objects.create(number="AR9000001", contact=customer.contact, currency="EUR", classification=customer.classification)
+    with django_assert_num_queries(4):
+        assert len(portal_client.get("/api/v1/me/").json()["accounts"]) == 2

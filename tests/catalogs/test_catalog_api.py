@@ -212,6 +212,67 @@ def test_the_query_count_does_not_grow_with_the_page_size(portal_client, zx, dja
             portal_client.get(TITLES, {"page_size": 20, "q": "Movie", "page": 2})
 
 
+# --- The remembered pages (catalogs.api.views._PageCache, PostgreSQL) ---------------------
+# A page is kept per process by everything it depends on; each test asks twice, so the
+# second answer would be the remembered one if the key missed what changed.
+
+def test_a_change_to_a_title_shows_on_the_next_read(portal_client, zx):
+    assert "Lord of the Rings" in titles_of(portal_client.get(TITLES))
+    zx.lotr_title.title = "The Lord of the Rings"
+    zx.lotr_title.save()
+
+    assert titles_of(portal_client.get(TITLES)) == ["Limitless", "Serendipity", "The Lord of the Rings"]
+
+
+def test_a_renamed_genre_shows_on_the_next_read(portal_client, zx):
+    assert titles_of(portal_client.get(TITLES, {"genre": "Thriller"})) == ["Limitless"]
+    Genre.objects.filter(name="Thriller").update(name="Suspense")
+
+    assert titles_of(portal_client.get(TITLES, {"genre": "Thriller"})) == []
+    assert portal_client.get(TITLES, {"q": "Limitless"}).json()["results"][0]["genres"] == ["Suspense"]
+
+
+def test_a_new_price_shows_on_the_next_read(portal_client, zx):
+    with time_machine.travel(DAY, tick=False):
+        assert prices_of(portal_client.get(TITLES))["Limitless"]["amount"] == "10.0000"
+        zx.normal.services.filter(product=zx.limitless).update(base_rate=Decimal("11.00"))
+
+        assert prices_of(portal_client.get(TITLES))["Limitless"]["amount"] == "11.0000"
+
+
+def test_a_window_opening_within_the_minute_shows_at_once(portal_client, zx):
+    """Same wall-clock minute, either side of the instant a title's screen window opens."""
+    TitleAvailability.objects.filter(title=zx.limitless_title, screen=Screen.WEB).update(available_from=DAY.replace(second=30))
+    with time_machine.travel(DAY.replace(second=10), tick=False):
+        assert "Limitless" not in titles_of(portal_client.get(TITLES))
+    with time_machine.travel(DAY.replace(second=40), tick=False):
+        assert "Limitless" in titles_of(portal_client.get(TITLES))
+
+
+def test_the_price_follows_the_tier_from_one_minute_to_the_next(portal_client, zx):
+    """The night tier ends at 06:59: 06:59 is night, 07:00 is day."""
+    with time_machine.travel(local(2026, 5, 12, 6, 59, 50), tick=False):
+        assert prices_of(portal_client.get(TITLES))["Limitless"]["amount"] == "5.0000"
+    with time_machine.travel(local(2026, 5, 12, 7, 0, 5), tick=False):
+        assert prices_of(portal_client.get(TITLES))["Limitless"]["amount"] == "10.0000"
+
+
+def test_each_classification_gets_its_own_page(portal_client, vip_client, zx):
+    with time_machine.travel(DAY, tick=False):
+        normal, vip, normal_again = (prices_of(client.get(TITLES))["Limitless"]["amount"] for client in (portal_client, vip_client, portal_client))
+
+    assert (normal, vip, normal_again) == ("10.0000", "0.0000", "10.0000")
+
+
+def test_a_remembered_page_costs_no_catalog_query(portal_client, zx, django_assert_num_queries):
+    with time_machine.travel(DAY, tick=False):
+        first = portal_client.get(TITLES).json()
+        with django_assert_num_queries(3):  # the token with the caller's account, the titles' and the catalogs' versions
+            again = portal_client.get(TITLES).json()
+
+    assert again == first
+
+
 # --- One title ----------------------------------------------------------------------------
 
 def test_a_title_of_my_screen_with_my_price(portal_client, zx):

@@ -3,7 +3,7 @@ devices and entitlements, over HTTP."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -15,6 +15,7 @@ from catalogs.services import content
 from core.models import IdempotencyRecord
 from subscriptions.models import Device, StreamSession, SubscriptionService, ViewingEvent
 from subscriptions.services import devices as services
+from subscriptions.selectors import _as_datetime
 from subscriptions.services.orders import usage_order_place
 from tests.conftest import portal_client_for
 
@@ -66,7 +67,7 @@ def entitlement_url(title) -> str:
 def test_a_device_asks_whether_it_may_play_a_title(tv, final, movie, django_assert_max_num_queries):
     _device, client = tv
     client.get(entitlement_url(final))  # the key's first use is recorded; the titles are loaded and remembered
-    with django_assert_max_num_queries(4):  # the key with its device, the titles' version (twice), the check
+    with django_assert_max_num_queries(3):  # the key with its account and device, the titles' version (once a request), the check
         response = client.get(entitlement_url(final))
     assert response.status_code == 200
     assert response.json() == {"entitled": True, "reason": "package Sports Pack", "source": "PACKAGE", "until": None}
@@ -82,6 +83,15 @@ def test_a_rental_answers_until_when(tv, subscriber, movie):
     body = client.get(entitlement_url(movie("LOTR"))).json()
     assert body["entitled"] is True and body["source"] == "RENTAL"
     assert datetime.fromisoformat(body["until"]) == ordered + timedelta(hours=48)
+
+
+def test_a_rental_end_read_back_from_sqlite_is_an_aware_utc_instant():
+    """The check's SQL is hand-written; SQLite hands timestamps back as text or naive values."""
+    expected = datetime(2026, 5, 12, 17, 0, tzinfo=timezone.utc)
+    assert _as_datetime("2026-05-12 17:00:00") == expected
+    assert _as_datetime(datetime(2026, 5, 12, 17, 0)) == expected
+    assert _as_datetime(expected.astimezone(NICOSIA)) == expected
+    assert _as_datetime(None) is None
 
 
 def test_the_answer_is_for_the_devices_screen(tv, final):

@@ -7,12 +7,11 @@ import hmac
 import re
 
 from django.contrib.auth import get_user_model
-from django.db import connection
 from django.db.models import Prefetch, Q, QuerySet
 from rest_framework.authtoken.models import Token
 
 from core.exceptions import NotFound
-from core.sql import column_count, instance_from_row, select_columns
+from core.sql import column_count, fetch_one, instance_from_row, select_columns
 
 from .models import AccountEvent, AccountsReceivable, Address, Classification, Contact, DeviceCredential, PortalUser
 from .validators import phone_search_prefix
@@ -92,9 +91,7 @@ def device_credential_get_by_key(*, raw_key: str) -> DeviceCredential | None:
     query. Every device request authenticates, so the query is hand-written
     (``core.sql``): the ORM's ``select_related`` cost ~1 ms of Python per request to build.
     """
-    with connection.cursor() as cursor:
-        cursor.execute(_credential_by_prefix_sql(), [raw_key[: DeviceCredential.PREFIX_LENGTH]])
-        row = cursor.fetchone()
+    row = fetch_one(_credential_by_prefix_sql(), [raw_key[: DeviceCredential.PREFIX_LENGTH]])
     if row is None:
         return None
     device_model = _device_model()
@@ -117,9 +114,7 @@ def user_get_by_token(*, key: str, with_account: bool = False):
     contact) in the same query, and ``account_primary_for_user`` answers from it: for a
     read-only request, whose account cannot change under it.
     """
-    with connection.cursor() as cursor:
-        cursor.execute(_user_by_token_sql(with_account), [key])
-        row = cursor.fetchone()
+    row = fetch_one(_user_by_token_sql(with_account), [key])
     if row is None:
         return None
     parts = iter(_split(row, [Token, get_user_model(), PortalUser] + ([AccountsReceivable, Classification, Contact] if with_account else [])))

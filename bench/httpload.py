@@ -141,6 +141,51 @@ def report(results: list, start: float, *, what: str, ok_status: int, rate: floa
     return len(ok), sum(errors.values())
 
 
+# --- where the CPU went ------------------------------------------------------------------
+
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_snapshot() -> dict[int, tuple[str, float]]:
+    """CPU seconds (user + system) used so far by every process: pid -> (group, seconds).
+    Groups: ``server`` (gunicorn), ``postgres``, ``load generator`` (this process), ``other``."""
+    found = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat_file:
+                stat = stat_file.read()
+            with open(f"/proc/{entry}/cmdline", "rb") as cmdline_file:
+                command = cmdline_file.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        seconds = (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+        if int(entry) == os.getpid():
+            group = "load generator"
+        elif "gunicorn" in command:
+            group = "server"
+        elif stat[stat.index("(") + 1:stat.rindex(")")] == "postgres":
+            group = "postgres"
+        else:
+            group = "other"
+        found[int(entry)] = (group, seconds)
+    return found
+
+
+def cpu_report(before: dict, after: dict, requests: int) -> None:
+    """Print the CPU each group used per answered request between two snapshots: what the
+    machine's two CPUs are spent on (the server's share is what the code can change)."""
+    used: dict[str, float] = {}
+    for pid, (group, seconds) in after.items():
+        used[group] = used.get(group, 0.0) + seconds - before.get(pid, (group, 0.0))[1]
+    if requests:
+        parts = ", ".join(f"{group} {used.get(group, 0.0) / requests * 1000:.2f}"
+                          for group in ("server", "postgres", "load generator", "other"))
+        print(f"CPU ms per request: {parts}; total {sum(used.values()) / requests * 1000:.2f}", flush=True)
+
+
 def machine(connection) -> str:
     model = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
     with connection.cursor() as cursor:

@@ -42,7 +42,7 @@ from django.test.utils import CaptureQueriesContext  # noqa: E402
 
 from accounts.models import AccountsReceivable  # noqa: E402
 from catalogs.models import ContentTitle  # noqa: E402
-from httpload import Call, gunicorn_start, gunicorn_stop, machine, open_loop, report  # noqa: E402
+from httpload import Call, cpu_report, cpu_snapshot, gunicorn_start, gunicorn_stop, machine, open_loop, report  # noqa: E402
 from orders_http import world  # noqa: E402
 from subscriptions.models import Subscription  # noqa: E402
 from subscriptions.services.devices import device_register  # noqa: E402
@@ -123,15 +123,21 @@ def main() -> int:
     process, base = gunicorn_start(args.workers, threads=args.threads)
     try:
         open_loop(base, read_call(tokens), rate=50, duration=2)  # warm-up, not counted
+        cpu_before = cpu_snapshot()
         results, start = open_loop(base, read_call(tokens), rate=args.read_rate, duration=args.duration)
+        cpu_after = cpu_snapshot()
         print("-- portal reads (titles, orders, invoices, me in turn)")
-        report(results, start, what="reads", ok_status=200, rate=args.read_rate, duration=args.duration,
-               target_rate=READ_TARGET_RATE, target_p99_ms=READ_TARGET_P99_MS)
+        answered, _errors = report(results, start, what="reads", ok_status=200, rate=args.read_rate, duration=args.duration,
+                                   target_rate=READ_TARGET_RATE, target_p99_ms=READ_TARGET_P99_MS)
+        cpu_report(cpu_before, cpu_after, answered)
         open_loop(base, check_call(keys, titles), rate=50, duration=2)
+        cpu_before = cpu_snapshot()
         results, start = open_loop(base, check_call(keys, titles), rate=args.check_rate, duration=args.duration)
+        cpu_after = cpu_snapshot()
         print("-- entitlement checks (device key, a title bought or not)")
-        report(results, start, what="checks", ok_status=200, rate=args.check_rate, duration=args.duration,
-               target_rate=CHECK_TARGET_RATE, target_p99_ms=CHECK_TARGET_P99_MS)
+        answered, _errors = report(results, start, what="checks", ok_status=200, rate=args.check_rate, duration=args.duration,
+                                   target_rate=CHECK_TARGET_RATE, target_p99_ms=CHECK_TARGET_P99_MS)
+        cpu_report(cpu_before, cpu_after, answered)
     finally:
         gunicorn_stop(process)
     return 0

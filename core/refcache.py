@@ -31,6 +31,8 @@ from typing import Any, TypeVar
 
 from django.db import connection
 
+from core.sql import fetch_one
+
 T = TypeVar("T")
 
 _memo: dict[tuple[str, str, str], tuple[tuple[int, int], Any]] = {}
@@ -70,9 +72,7 @@ def reference_version(group: str) -> tuple[int, int] | None:
     seen = _read_once.get()
     if seen is not None and group in seen:
         return seen[group]
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT counter, writer FROM core_referenceversion WHERE name = %s", [group])
-        row = cursor.fetchone()
+    row = fetch_one("SELECT counter, writer FROM core_referenceversion WHERE name = %s", [group])
     version = (row[0], row[1]) if row else (0, 0)
     if seen is not None:
         seen[group] = version

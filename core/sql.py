@@ -6,18 +6,55 @@ that is most of the request. There the SQL is written once, with the columns of 
 rows listed from the models (``select_columns``), and each row is turned back into model
 instances exactly as the ORM would (``instance_from_row``: the database converters run, so
 SQLite's text datetimes and decimals come back typed). Everything else uses the ORM.
+
+``fetch_one`` runs such a query. On PostgreSQL it binds its parameters server-side, so the
+statement is prepared once per connection (``prepare_threshold`` in the settings) and then
+neither parsed nor planned again: planning a three-table join of whole rows cost
+PostgreSQL 0.4–1 ms per request, executing it 0.15 ms. Django's own queries bind
+client-side and are never prepared.
 """
 
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Sequence
 from typing import TypeVar
 
+import psycopg
 from django.db import connection
 from django.db.models import Model
 
 M = TypeVar("M", bound=Model)
+
+
+def fetch_one(sql: str, params: Sequence) -> tuple | None:
+    """The first row of ``sql`` (``%s`` placeholders), or None. Goes through the
+    connection's execute wrappers and query log like any query (tests count it)."""
+    if connection.vendor != "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return cursor.fetchone()
+    # connection.cursor(), with psycopg's server-binding cursor instead of Django's
+    # client-binding one (which cannot prepare).
+    connection.close_if_health_check_failed()
+    connection.ensure_connection()
+    connection.validate_thread_sharing()
+    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+        def execute(sql, params, many, context):
+            return cursor.execute(sql, params)
+
+        executor = execute
+        for wrapper in reversed(connection.execute_wrappers):
+            executor = functools.partial(wrapper, executor)
+        started = time.monotonic()
+        try:
+            executor(sql, params, False, {"connection": connection, "cursor": cursor})
+        finally:
+            if connection.queries_logged:
+                connection.queries_log.append({"sql": connection.ops.compose_sql(sql, params),
+                                               "time": f"{time.monotonic() - started:.3f}"})
+        return cursor.fetchone()
 
 
 def select_columns(model: type[Model], alias: str) -> str:

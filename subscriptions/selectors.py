@@ -29,6 +29,7 @@ from catalogs.models import ContentTitle, Product
 from catalogs.selectors import title_is_available
 from core.choices import Screen
 from core.exceptions import NotFound
+from core.sql import fetch_one
 
 from .models import Device, Rental, StreamSession, Subscription, SubscriptionService
 
@@ -71,9 +72,7 @@ def entitlement_check(*, account: AccountsReceivable, title: ContentTitle, at: d
     """
     at = at or timezone.now()
     moment = connection.ops.adapt_datetimefield_value(at)
-    with connection.cursor() as cursor:
-        cursor.execute(_entitlement_sql(), [title.pk, moment, moment, EFFECTIVE, EFFECTIVE, title.pk, account.pk])
-        row = cursor.fetchone()
+    row = fetch_one(_entitlement_sql(), [title.pk, moment, moment, EFFECTIVE, EFFECTIVE, title.pk, account.pk])
     if row is None:
         raise NotFound("No such account.")
     number, state, rental_until, package = row

@@ -92,6 +92,13 @@ if DATABASE_URL:
     if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         # A database that does not answer fails a request (and /readyz) in seconds, not minutes.
         DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = env_int("DB_CONNECT_TIMEOUT", 5)
+        # The few hand-written queries on every request (core.sql.fetch_one: API token, device
+        # key, entitlement check, reference versions) are prepared once per connection instead
+        # of planned on every request. The ORM's queries never are (they bind client-side).
+        # Behind PgBouncer in transaction pooling, set DB_PREPARED_STATEMENTS=false unless it
+        # tracks prepared statements (max_prepared_statements, PgBouncer 1.21+).
+        if env_bool("DB_PREPARED_STATEMENTS", True):
+            DATABASES["default"]["OPTIONS"]["prepare_threshold"] = 0
 else:
     DATABASES = {
         "default": {
@@ -106,11 +113,13 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: cache, Celery broker -------------------------------------------------------
 REDIS_URL = env_str("REDIS_URL", "")
+# Timeouts: a Redis that hangs makes cache calls and task publishing fail fast instead of
+# holding every web worker (the cache, the Celery broker and result connections alike).
+REDIS_CONNECT_TIMEOUT = env_int("REDIS_CONNECT_TIMEOUT", 2)
+REDIS_SOCKET_TIMEOUT = env_int("REDIS_SOCKET_TIMEOUT", 5)
 if REDIS_URL:
-    # Timeouts: a Redis that hangs makes cache calls fail fast instead of holding every web worker.
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL,
-                          "OPTIONS": {"socket_connect_timeout": env_int("REDIS_CONNECT_TIMEOUT", 2),
-                                      "socket_timeout": env_int("REDIS_SOCKET_TIMEOUT", 5)}}}
+                          "OPTIONS": {"socket_connect_timeout": REDIS_CONNECT_TIMEOUT, "socket_timeout": REDIS_SOCKET_TIMEOUT}}}
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
@@ -127,6 +136,27 @@ CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False  # workers log through LOGGING below (JSON in production)
+# Redis going away: the worker and beat retry the connection forever, at startup too, and
+# carry on when it is back (Celery's default gives up after 100 attempts, about 46 minutes,
+# and the process exits). The worker's consumer also survives losing Redis while a task
+# acknowledged late is running (see config.celery.Consumer). Publishing is not retried
+# this way: a web request's publish fails within seconds (core.queueing logs it).
+CELERY_BROKER_CONNECTION_RETRY = True
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+CELERY_WORKER_CONSUMER = "config.celery:Consumer"
+# A task running when the connection drops finishes its work (every task is idempotent and
+# its rows are the record) rather than being killed half-way; its message cannot be
+# acknowledged on the lost connection, so Redis redelivers it if it still has it.
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
+# No retry_on_timeout: a command that timed out is not sent again, so a hanging Redis costs a
+# publishing request one socket timeout per attempt, not two. Keepalive notices a Redis that
+# vanished without closing the connection (a host or a network gone).
+CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": REDIS_CONNECT_TIMEOUT, "socket_timeout": REDIS_SOCKET_TIMEOUT,
+                                   "socket_keepalive": True}
+CELERY_REDIS_SOCKET_CONNECT_TIMEOUT = REDIS_CONNECT_TIMEOUT  # the result backend (default: none, and 120 s)
+CELERY_REDIS_SOCKET_TIMEOUT = REDIS_SOCKET_TIMEOUT
+CELERY_REDIS_SOCKET_KEEPALIVE = True
 CELERY_BEAT_SCHEDULE: dict = {
     "purge-idempotency-records": {"task": "core.tasks.idempotency_records_purge_task", "schedule": 3600.0},
     "purge-pairing-codes": {"task": "subscriptions.tasks.pairing_codes_purge_task", "schedule": 3600.0},

@@ -51,7 +51,7 @@ from billing.demo import demo_billing_load  # noqa: E402
 from billing.models import Invoice, JournalEntry, UsageDetailRecord  # noqa: E402
 from catalogs.demo import demo_catalog_load  # noqa: E402
 from catalogs.models import ContentTitle  # noqa: E402
-from httpload import Call, gunicorn_start, gunicorn_stop, machine, open_loop, report  # noqa: E402
+from httpload import Call, cpu_report, cpu_snapshot, gunicorn_start, gunicorn_stop, machine, open_loop, report  # noqa: E402
 from provisioning.models import ProvisioningRequest  # noqa: E402
 from tests.factories import customer_create  # noqa: E402
 from tests.world import effective_subscription  # noqa: E402
@@ -122,11 +122,14 @@ def main() -> int:
     try:
         # Warm-up, not counted: every worker opens its database connection and loads the code.
         warm_up, _start = open_loop(base, order_call(tokens, titles), rate=20, duration=2)
+        cpu_before = cpu_snapshot()
         results, start = open_loop(base, order_call(tokens, titles), rate=args.rate, duration=args.duration)
+        cpu_after = cpu_snapshot()
     finally:
         gunicorn_stop(process)
     created, _errors = report(results, start, what="orders", ok_status=201, rate=args.rate, duration=args.duration,
                               target_rate=TARGET_RATE, target_p99_ms=TARGET_P99_MS)
+    cpu_report(cpu_before, cpu_after, created)
     check(created + sum(1 for _due, _done, status in warm_up if status == 201))
     return 0
 

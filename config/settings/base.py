@@ -140,7 +140,8 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False  # workers log through LOGGING below (J
 # carry on when it is back (Celery's default gives up after 100 attempts, about 46 minutes,
 # and the process exits). The worker's consumer also survives losing Redis while a task
 # acknowledged late is running (see config.celery.Consumer). Publishing is not retried
-# this way: a web request's publish fails within seconds (core.queueing logs it).
+# this way: a web request's publish fails at once when Redis refuses connections, and after
+# a few socket timeouts when it hangs (core.queueing logs it).
 CELERY_BROKER_CONNECTION_RETRY = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_CONNECTION_MAX_RETRIES = None

@@ -230,6 +230,74 @@ def test_orders_survive_a_redis_restart_and_queued_work_completes(topology, e2e_
     ledger_balances()
 
 
+REDIS_OUTAGE = 15.0  # longer than the worker's first reconnection attempts (after 2, 6 and 12 s)
+
+
+def simulator_switch(topology, **switches) -> None:
+    base = topology.env["NAGRA_ENDPOINT"].rsplit("/", 1)[0]
+    requests.post(f"{base}/control", json=switches, timeout=5).raise_for_status()
+
+
+def test_the_same_worker_and_beat_ride_out_a_redis_outage(topology, e2e_settings, tmp_path):
+    """Redis vanishes while the worker runs a task (acknowledged late) and stays away while
+    the worker's reconnection attempts fail; once it is back, the very same worker and beat
+    processes carry on: nobody restarts them."""
+    redis = OwnRedis(tmp_path)
+    redis.start()
+    world = world_create()
+    lotr = ContentTitle.objects.get(code="LOTR").pk
+    commands = ProvisioningRequest.objects.filter(account=world.maria.account)
+    try:
+        with topology.paused("worker", "beat"):
+            own = Topology.create(tmp_path / "logs", database_url=database_url_for(connection.settings_dict["NAME"]),
+                                  redis_url=redis.url, **STRIPE_KEYS, STRIPE_API_BASE=topology.env["STRIPE_API_BASE"],
+                                  NAGRA_OPERATION_TIMEOUT="30")
+            try:
+                services = [own.simulator(wait=False), own.gunicorn(wait=False), own.worker(wait=False), own.beat(wait=False)]
+                for service in services:
+                    service.wait_ready()
+                worker, beat = own.services["worker"], own.services["beat"]
+                pids = (worker.process.pid, beat.process.pid)
+                wait_until(lambda: not ProvisioningRequest.objects.exclude(state="COMPLETED").exists(), timeout=DEADLINE,
+                           what="the customers' first commands delivered", services=(worker, beat))
+
+                # Given a worker in the middle of a delivery: Nagra applied it and takes its time to answer.
+                simulator_switch(own, latency_after_apply=8.0)
+                portal = Http.portal(own.url, username="maria@example.com", password=world.password)
+                assert portal.post("/api/v1/orders/", {"title": lotr}, key="before").status_code == 201
+                purchase = commands.get(kind="PURCHASE_PPV")
+                wait_until(lambda: str(purchase.request_id) in {item["requestId"] for item in simulator_applied(own)},
+                           timeout=DEADLINE, what="the purchase sent to Nagra", services=(worker,))
+
+                # When Redis goes away for longer than the worker's first reconnection attempts, then comes back.
+                log_start = worker.log_path.stat().st_size
+                redis.stop()
+                clock.sleep(REDIS_OUTAGE)
+                simulator_switch(own, latency_after_apply=0.0)
+                redis.restart()
+
+                # Then the same processes work on: a new order is delivered and billed.
+                assert portal.post("/api/v1/orders/", {"title": lotr}, key="after").status_code == 201
+                udrs = UsageDetailRecord.objects.filter(account=world.maria.account)
+                wait_until(lambda: commands.filter(kind="PURCHASE_PPV", state="COMPLETED").count() == 2
+                           and not udrs.exclude(state="BILLED").exists(), timeout=DEADLINE,
+                           what="the order placed after the outage delivered and billed", services=(worker, beat),
+                           detail=lambda: list(commands.values_list("kind", "state", "attempts", "error_code")))
+                worker_log = worker.log_path.read_text(errors="replace")[log_start:]
+                assert "Connection to broker lost" in worker_log, worker.tail()  # the outage did reach the worker
+                assert (worker.alive, beat.alive) == (True, True), own.logs()
+                assert (worker.process.pid, beat.process.pid) == pids and worker.restarts == beat.restarts == 0, own.logs()
+                applied = [item["requestId"] for item in simulator_applied(own)]
+            finally:
+                own.stop()
+    finally:
+        redis.stop()
+    ours = [str(request_id) for request_id in commands.values_list("request_id", flat=True)]
+    assert sorted(request_id for request_id in applied if request_id in ours) == sorted(ours)  # each exactly once
+    assert udrs.count() == 2 and InvoiceLine.objects.filter(udr__account=world.maria.account).count() == 2
+    ledger_balances()
+
+
 # --- 5. PostgreSQL stopped (its own throwaway PostgreSQL) --------------------------------------
 
 def own_counts(url: str) -> dict:

@@ -7,8 +7,9 @@ temporary directory and is registered here, so it is stopped when its owner stop
 the pytest fixture that started it is finalised, and — whatever happens — when the test
 process exits (``atexit``). A process that dies unexpectedly shows the tail of its log in
 the failing assertion. The Celery worker and beat are *supervised* — restarted when they
-exit on their own, as systemd's ``Restart=always`` or a PaaS does in production (Celery's
-worker can exit with "Unrecoverable error" when the Redis broker vanishes under it).
+exit on their own, as systemd's ``Restart=always`` or a PaaS does in production (defence in
+depth: losing Redis no longer ends them, and a test that expects the same process throughout
+checks ``Service.restarts`` and the pid).
 
 The subprocesses use ``tests.e2e.settings`` (the test settings with a fast beat schedule):
 Celery is not eager, the Nagra endpoint is the simulator and the Stripe API base is

@@ -8,6 +8,10 @@ is logged, naming what will pick the work up, and nothing is raised.
 
 No result is kept (``ignore_result``): nobody reads these results, and a web process that
 subscribed to the result store stays broken after a Redis restart until it is restarted.
+
+A publish is tried once (``retry=False``): Celery's default three retries kept a request
+waiting ~25 s on a Redis that hangs (5 s socket timeout each), for work the dispatcher
+finds anyway; now it waits one socket timeout (``REDIS_SOCKET_TIMEOUT``).
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ logger = logging.getLogger(__name__)
 def signature_queue(signature: Signature, *, recovered_by: str) -> bool:
     """Send ``signature`` now; on a broker failure log it and return False."""
     try:
-        signature.apply_async(ignore_result=True)
+        signature.apply_async(ignore_result=True, retry=False)
     except Exception:  # noqa: BLE001 — any broker/transport error: the rows are the record
         logger.warning("Could not queue %s; %s will pick the work up.", signature, recovered_by, exc_info=True)
         return False

@@ -90,6 +90,8 @@ if DATABASE_URL:
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60))}
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
     if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        # Django's backend, checking a reused connection without a round trip (core/db/postgresql).
+        DATABASES["default"]["ENGINE"] = "core.db.postgresql"
         # A database that does not answer fails a request (and /readyz) in seconds, not minutes.
         DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = env_int("DB_CONNECT_TIMEOUT", 5)
         # The few hand-written queries on every request (core.sql.fetch_one: API token, device

@@ -38,7 +38,7 @@ def free_port() -> int:
 
 def database_url() -> str:
     db = settings.DATABASES["default"]
-    assert db["ENGINE"] == "django.db.backends.postgresql", "make test runs this on PostgreSQL"
+    assert db["ENGINE"] == "core.db.postgresql", "make test runs this on PostgreSQL"
     auth = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
     return f"postgres://{auth}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
 

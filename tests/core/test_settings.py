@@ -46,7 +46,7 @@ def test_with_nothing_set_the_project_runs_embedded(tmp_path):
 def test_database_and_redis_urls_switch_to_real_services(tmp_path):
     settings = settings_with({"DATA_DIR": str(tmp_path), "DATABASE_URL": "postgres://u:p@db.internal:5432/ottbss",
                               "REDIS_URL": "redis://cache.internal:6379/1", "TIME_ZONE": "Europe/Athens"})
-    assert settings["engine"] == "django.db.backends.postgresql"
+    assert settings["engine"] == "core.db.postgresql"  # Django's, with a health check without a round trip
     assert settings["name"] == "ottbss"
     assert settings["eager"] is False
     assert settings["broker"] == "redis://cache.internal:6379/1"

@@ -244,11 +244,13 @@ def test_the_same_worker_and_beat_ride_out_a_redis_outage(topology, e2e_settings
     processes carry on: nobody restarts them."""
     redis = OwnRedis(tmp_path)
     redis.start()
-    world = world_create()
-    lotr = ContentTitle.objects.get(code="LOTR").pk
-    commands = ProvisioningRequest.objects.filter(account=world.maria.account)
     try:
         with topology.paused("worker", "beat"):
+            # The world is made while the shared worker is stopped, so no command of it is left
+            # claimed by a worker stopped mid-delivery (it would wait out its lease).
+            world = world_create()
+            lotr = ContentTitle.objects.get(code="LOTR").pk
+            commands = ProvisioningRequest.objects.filter(account=world.maria.account)
             own = Topology.create(tmp_path / "logs", database_url=database_url_for(connection.settings_dict["NAME"]),
                                   redis_url=redis.url, **STRIPE_KEYS, STRIPE_API_BASE=topology.env["STRIPE_API_BASE"],
                                   NAGRA_OPERATION_TIMEOUT="30")

@@ -15,7 +15,9 @@ Needs PostgreSQL and Redis: ``scripts/testenv.py -- .venv/bin/python bench/porta
    ``/api/v1/me/`` by the next customer's token; target p99 < 100 ms at ≥ 250 req/s;
 5. entitlement checks, open loop: CHECK_RATE requests/s for DURATION s,
    ``GET /api/v1/device/entitlements/<title>/`` by the next TV's key for a title it bought
-   or not; target p99 < 20 ms at ≥ 500 req/s.
+   or not; target p99 < 20 ms at ≥ 500 req/s;
+6. the reference of the same run: ``GET /healthz`` (no authentication, one query) at the
+   check rate, the floor of the stack on this machine at that moment (its speed varies).
 """
 
 from __future__ import annotations
@@ -75,6 +77,9 @@ def query_counts(token: str) -> None:
     client = Client()
     for path in LISTS:
         auth = f"Token {token}"
+        # Warm what every process remembers (reference data, the first page of a list) with
+        # another page size, so both counts below are of a page not yet remembered.
+        client.get(path, {"page_size": 1}, HTTP_AUTHORIZATION=auth, HTTP_X_FORWARDED_PROTO="https", SERVER_NAME="127.0.0.1")
         counts = []
         for size in (5, 50):
             with CaptureQueriesContext(connection) as captured:
@@ -97,6 +102,10 @@ def check_call(keys: list[str], titles: list[int]):
         return Call("GET", f"/api/v1/device/entitlements/{titles[i % len(titles)]}/",
                     {"Authorization": f"Device {keys[(i // len(titles)) % len(keys)]}"})
     return call_for
+
+
+def floor_call(i: int) -> Call:
+    return Call("GET", "/healthz", {})
 
 
 def main() -> int:
@@ -137,6 +146,17 @@ def main() -> int:
         print("-- entitlement checks (device key, a title bought or not)")
         answered, _errors = report(results, start, what="checks", ok_status=200, rate=args.check_rate, duration=args.duration,
                                    target_rate=CHECK_TARGET_RATE, target_p99_ms=CHECK_TARGET_P99_MS)
+        cpu_report(cpu_before, cpu_after, answered)
+        # The reference of the same run: the cheapest request the same stack answers, at the
+        # same rate. The machine is shared and its speed varies between runs; the costs
+        # above compare with this one, measured minutes apart on the same CPUs.
+        open_loop(base, floor_call, rate=50, duration=2)
+        cpu_before = cpu_snapshot()
+        results, start = open_loop(base, floor_call, rate=args.check_rate, duration=args.duration / 2)
+        cpu_after = cpu_snapshot()
+        print("-- reference: GET /healthz (no authentication, one query), the floor of gunicorn + Django + PostgreSQL")
+        answered, _errors = report(results, start, what="requests", ok_status=200, rate=args.check_rate,
+                                   duration=args.duration / 2, target_rate=CHECK_TARGET_RATE, target_p99_ms=CHECK_TARGET_P99_MS)
         cpu_report(cpu_before, cpu_after, answered)
     finally:
         gunicorn_stop(process)

@@ -42,6 +42,7 @@ def fetch_one(sql: str, params: Sequence) -> tuple | None:
     connection.validate_thread_sharing()
     with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
         def execute(sql, params, many, context):
+            connection.validate_no_broken_transaction()
             return cursor.execute(sql, params)
 
         executor = execute

@@ -29,7 +29,7 @@ from accounts.models import AccountsReceivable
 from core.actions import Action, ActionRejected
 from core.choices import Channel
 from core.exceptions import ApplicationError, Conflict, ValidationFailed
-from core.services import sequence_next
+from core.services import audit_record, sequence_next
 
 from ..models import Device, InstalledItem, Subscription, SubscriptionAction, SubscriptionService
 
@@ -232,6 +232,12 @@ def subscription_create(*, account: AccountsReceivable, billing_term_scheme, per
             number=sequence_next(name="subscription", prefix="SUB", padding=7), account=account,
             billing_term_scheme=billing_term_scheme, state_changed_at=timezone.now(),
         )
+        # What it will bill on, and by whom it was opened; its services and states are the
+        # SubscriptionAction rows from here on.
+        audit_record(target=subscription, action="created",
+                     changes={"account": [None, account.number], "billing_term_scheme": [None, billing_term_scheme.name],
+                              "state": [None, subscription.state]},
+                     performed_by=performed_by, channel=channel)
     return subscription
 
 

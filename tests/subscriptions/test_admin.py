@@ -11,6 +11,7 @@ import time_machine
 from django.test import Client
 
 from billing.models import UsageDetailRecord
+from core.models import AuditEntry
 from subscriptions.models import Device, SubscriptionAction
 
 pytestmark = pytest.mark.django_db
@@ -89,7 +90,12 @@ def test_a_new_subscription_from_the_customer_page(agent, billing_scheme, zx_cat
     assert form.context["form"].initial["account"] == str(account.pk)
     response = client.post("/admin/subscriptions/subscription/add/", {"account": account.pk, "billing_term_scheme": billing_scheme.pk})
     assert response.status_code == 302
-    assert account.subscriptions.get().state == "DRAFT"
+    subscription = account.subscriptions.get()
+    assert subscription.state == "DRAFT"
+    audit = AuditEntry.objects.get(content_type__model="subscription", object_pk=str(subscription.pk), action="created")
+    assert (audit.performed_by, audit.channel) == (agent, "CALL_CENTER")
+    assert audit.changes == {"account": [None, account.number], "billing_term_scheme": [None, billing_scheme.name],
+                             "state": [None, "DRAFT"]}
 
 
 def action_url(subscription, behavior: str) -> str:

@@ -14,7 +14,7 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
-from core.admin import AuditedSaveMixin, state_badge
+from core.admin import AuditedSaveMixin, ReadOnlyAdminMixin, state_badge
 from core.choices import Channel
 from core.exceptions import ApplicationError, ValidationFailed
 
@@ -395,7 +395,7 @@ class ClassificationAdmin(AuditedSaveMixin, admin.ModelAdmin):
 
 
 @admin.register(AccountEvent)
-class AccountEventAdmin(admin.ModelAdmin):
+class AccountEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """The audit trail of every customer change, read-only."""
 
     list_display = ("created_at", "account", "kind", "from_state", "to_state", "channel", "performed_by")
@@ -404,12 +404,3 @@ class AccountEventAdmin(admin.ModelAdmin):
     show_full_result_count = False
     date_hierarchy = None
     readonly_fields = ("account", "kind", "from_state", "to_state", "changes", "reason", "performed_by", "channel", "created_at")
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False

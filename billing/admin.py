@@ -19,7 +19,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from core.actions import ActionRejected
-from core.admin import AuditHistoryMixin, LifecycleActionsMixin, ServiceAdminMixin, state_badge
+from core.admin import AuditHistoryMixin, LifecycleActionsMixin, ReadOnlyAdminMixin, ServiceAdminMixin, state_badge
 from core.choices import Channel
 from core.exceptions import ApplicationError
 
@@ -81,7 +81,7 @@ class BillingTermSchemeAdmin(ServiceAdminMixin, AuditHistoryMixin, LifecycleActi
 
 
 @admin.register(UsageDetailRecord)
-class UsageDetailRecordAdmin(admin.ModelAdmin):
+class UsageDetailRecordAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """The usage record of every order: what was rated at which price and why. Found by
     its external id (the order's transaction reference); the list never counts the table."""
 
@@ -95,30 +95,8 @@ class UsageDetailRecordAdmin(admin.ModelAdmin):
                        "rejection_reason", "created_at")
     fields = readonly_fields
 
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
-
 
 # --- taxes, invoices, credit notes, the ledger ----------------------------------------------
-
-class ReadOnlyAdminMixin:
-    """Documents and ledger rows are written by services only and never edited."""
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
-
 
 @admin.register(TaxRate)
 class TaxRateAdmin(ServiceAdminMixin, AuditHistoryMixin, admin.ModelAdmin):

@@ -15,7 +15,7 @@ from django.template.response import TemplateResponse
 from django.urls import path
 from django.utils import timezone
 
-from core.admin import ReportPageAdmin
+from core.admin import ReadOnlyAdminMixin, ReportPageAdmin
 
 from .models import RevenueRecognition, RevenueWaterfall
 from .selectors_revenue import REVENUE_TYPES, Waterfall, months_between, revenue_waterfall
@@ -107,7 +107,7 @@ def _matrix_rows(report: Waterfall) -> list[tuple[date, list, object]]:
 
 
 @admin.register(RevenueRecognition)
-class RevenueRecognitionAdmin(admin.ModelAdmin):
+class RevenueRecognitionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Every movement of deferred revenue: recognized by the job or taken back by a credit
     note. Read-only; found by the invoice number."""
 
@@ -120,12 +120,3 @@ class RevenueRecognitionAdmin(admin.ModelAdmin):
     fields = ("kind", "invoice_line", "component", "recognized_through", "amount", "revenue_reversed", "journal_entry",
               "credit_note_line", "created_at")
     readonly_fields = fields
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False

@@ -117,16 +117,12 @@ class AuditedSaveMixin(AuditHistoryMixin):
             self.delete_model(request, obj)
 
 
-@admin.register(AuditEntry)
-class AuditEntryAdmin(admin.ModelAdmin):
-    list_display = ("created_at", "object_repr", "content_type", "action", "performed_by", "channel")
-    list_filter = ("content_type", "channel")
-    list_select_related = ("content_type", "performed_by")
-    search_fields = ("=object_pk",)
-    show_full_result_count = False
-    readonly_fields = ("content_type", "object_pk", "object_repr", "action", "changes", "reasons", "performed_by", "channel", "created_at")
+class ReadOnlyAdminMixin:
+    """An admin (or inline) that only shows: its rows are written by services (documents,
+    ledger, audit and event trails, payments) and never added, edited or deleted here; who
+    may see them is the view permission."""
 
-    def has_add_permission(self, request) -> bool:
+    def has_add_permission(self, request, obj=None) -> bool:
         return False
 
     def has_change_permission(self, request, obj=None) -> bool:
@@ -134,6 +130,16 @@ class AuditEntryAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ("created_at", "object_repr", "content_type", "action", "performed_by", "channel")
+    list_filter = ("content_type", "channel")
+    list_select_related = ("content_type", "performed_by")
+    search_fields = ("=object_pk",)
+    show_full_result_count = False
+    readonly_fields = ("content_type", "object_pk", "object_repr", "action", "changes", "reasons", "performed_by", "channel", "created_at")
 
 
 class LifecycleActionsMixin:
@@ -322,15 +328,6 @@ class ServiceAdminMixin:
 
 
 
-class ReportPageAdmin(admin.ModelAdmin):
+class ReportPageAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """A report page registered in the admin (its page replaces the change list): nothing
     is added, changed or deleted through it; who may see it is its view permission."""
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False

@@ -18,7 +18,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
-from core.admin import AuditedSaveMixin, AuditHistoryMixin, state_badge
+from core.admin import AuditedSaveMixin, AuditHistoryMixin, ReadOnlyAdminMixin, state_badge
 from core.choices import Channel
 from core.exceptions import ApplicationError
 
@@ -80,7 +80,7 @@ class CancelForm(forms.Form):
                              help_text="Why the command is dropped (kept in the request's history).")
 
 
-class RequestAdminBase(AuditHistoryMixin, admin.ModelAdmin):
+class RequestAdminBase(AuditHistoryMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ("pk", "kind", "account_link", "subscription", "sequence", "state_display", "attempts", "next_attempt_at",
                     "error_code", "created_at")
     list_filter = ("state", "kind")
@@ -93,15 +93,6 @@ class RequestAdminBase(AuditHistoryMixin, admin.ModelAdmin):
               "parameters", "attempts", "next_attempt_at", "last_attempt_at", "platform_reference", "error_code",
               "error_description", "created_at", "completed_at", "rejected_at", "raw_request", "raw_response")
     readonly_fields = fields
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     def get_actions(self, request):
         actions = super().get_actions(request)
@@ -186,7 +177,7 @@ class DifferenceInline(admin.TabularInline):
 
 
 @admin.register(ReconciliationRun)
-class ReconciliationRunAdmin(admin.ModelAdmin):
+class ReconciliationRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Reconciliation runs and the differences each found (and the repairs it queued).
     "Reconcile now" runs one on demand; beat runs one daily."""
 
@@ -198,15 +189,6 @@ class ReconciliationRunAdmin(admin.ModelAdmin):
                        "differences_found", "requests_created", "error")
     change_list_template = "admin/provisioning/reconciliationrun/change_list.html"
     show_full_result_count = False
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     def get_urls(self):
         return [path("run/", self.admin_site.admin_view(self.run_view), name="provisioning_reconciliationrun_run")] + super().get_urls()

@@ -15,7 +15,7 @@ from django.db.models import Count, Exists, OuterRef
 
 
 from core.actions import ActionRejected
-from core.admin import AuditHistoryMixin, LifecycleActionsMixin, ServiceAdminMixin, adopt_saved, state_badge
+from core.admin import AuditHistoryMixin, LifecycleActionsMixin, ReadOnlyAdminMixin, ServiceAdminMixin, adopt_saved, state_badge
 from core.choices import Channel, LifecycleState
 from core.exceptions import ApplicationError
 
@@ -290,7 +290,7 @@ class PromotionAdmin(_ServiceSavingAdmin):
 
 
 @admin.register(CouponRedemption)
-class CouponRedemptionAdmin(AuditHistoryMixin, admin.ModelAdmin):
+class CouponRedemptionAdmin(AuditHistoryMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     """Who redeemed which coupon, when, under which reference. Read-only: redemptions are
     made by ``coupon_redeem`` (an order, the portal), never typed in."""
 
@@ -304,12 +304,3 @@ class CouponRedemptionAdmin(AuditHistoryMixin, admin.ModelAdmin):
     @admin.display(description="promotion")
     def promotion(self, redemption) -> str:
         return str(redemption.coupon.promotion)
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False

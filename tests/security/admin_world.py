@@ -7,6 +7,7 @@ from decimal import Decimal
 
 from django.contrib import admin
 from django.db import models
+from django.test import Client
 from django.urls import URLPattern, reverse
 
 from accounts import roles
@@ -19,6 +20,13 @@ ROLE_FIXTURES = {
     roles.ADMINISTRATOR: "administrator",
 }
 DJANGO_VIEWS = ("changelist", "add", "history", "delete", "change", "autocomplete")
+
+
+def client_for(user) -> Client:
+    """A test client logged in to the admin as ``user``."""
+    client = Client()
+    client.force_login(user)
+    return client
 
 
 def model_admins() -> list[tuple[type[models.Model], admin.ModelAdmin]]:

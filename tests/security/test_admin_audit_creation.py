@@ -43,12 +43,11 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from django.test import Client
 from django.utils import timezone
 
 from core.models import AuditEntry
 from tests.payments.conftest import localstripe_url  # noqa: F401  (a fixture: the fake Stripe server, started once)
-from tests.security.admin_world import admin_world
+from tests.security.admin_world import admin_world, client_for
 from tests.security.test_admin_audit import change_form_payload
 
 pytestmark = pytest.mark.django_db
@@ -60,12 +59,6 @@ CALL_CENTER = "CALL_CENTER"
 def world(settings):
     settings.CELERY_TASK_ALWAYS_EAGER = True
     return admin_world()
-
-
-def client_for(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def audit_mark() -> int:

@@ -12,10 +12,10 @@ from __future__ import annotations
 import pytest
 from django.apps import apps
 from django.contrib import admin
-from django.test import Client, RequestFactory
+from django.test import RequestFactory
 
 from accounts.roles import ADMINISTRATOR as X, CALL_CENTER_AGENT as A, FINANCE as F, MARKETING as M, ROLES
-from tests.security.admin_world import ROLE_FIXTURES, admin_world, bulk_actions, own_views, snapshot, view_url
+from tests.security.admin_world import ROLE_FIXTURES, admin_world, bulk_actions, client_for, own_views, snapshot, view_url
 
 pytestmark = pytest.mark.django_db
 
@@ -84,12 +84,6 @@ def staff(request) -> dict:
 def world(settings):
     settings.CELERY_TASK_ALWAYS_EAGER = True
     return admin_world()
-
-
-def client_for(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def test_the_matrix_names_every_action_and_view():

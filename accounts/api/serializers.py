@@ -5,10 +5,12 @@ from __future__ import annotations
 from django.conf import settings
 from rest_framework import serializers
 
+from core.api.serializers import ModelSerializer
+
 from ..models import AccountEvent, AccountsReceivable, Address, Contact
 
 
-class AddressSerializer(serializers.ModelSerializer):
+class AddressSerializer(ModelSerializer):
     country = serializers.CharField(max_length=2, help_text="ISO 3166 code, e.g. CY (any case).")
 
     class Meta:
@@ -19,7 +21,7 @@ class AddressSerializer(serializers.ModelSerializer):
         validators: list = []
 
 
-class AccountSummarySerializer(serializers.ModelSerializer):
+class AccountSummarySerializer(ModelSerializer):
     classification = serializers.CharField(source="classification.code", read_only=True)
 
     class Meta:
@@ -28,7 +30,7 @@ class AccountSummarySerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class ContactSerializer(serializers.ModelSerializer):
+class ContactSerializer(ModelSerializer):
     """The customer's own profile (``/me/``): contact details, addresses and accounts."""
 
     addresses = AddressSerializer(many=True, read_only=True)
@@ -85,7 +87,7 @@ class SignUpResultSerializer(serializers.Serializer):
     account = AccountSummarySerializer()
 
 
-class AccountEventSerializer(serializers.ModelSerializer):
+class AccountEventSerializer(ModelSerializer):
     class Meta:
         model = AccountEvent
         fields = ["kind", "from_state", "to_state", "changes", "reason", "channel", "created_at"]

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from core.api.serializers import ModelSerializer
+
 from ..models import CreditNote, Invoice, InvoiceLine
 
 
-class InvoiceLineSerializer(serializers.ModelSerializer):
+class InvoiceLineSerializer(ModelSerializer):
     product = serializers.CharField(source="product.code", default=None)
     udr = serializers.IntegerField(source="udr_id", default=None, help_text="The order (usage record) this line bills.")
 
@@ -17,7 +19,7 @@ class InvoiceLineSerializer(serializers.ModelSerializer):
                   "tax_name", "tax", "gross"]
 
 
-class CreditNoteSummarySerializer(serializers.ModelSerializer):
+class CreditNoteSummarySerializer(ModelSerializer):
     class Meta:
         model = CreditNote
         fields = ["id", "number", "issued_at", "reason", "net_total", "tax_total", "gross_total"]
@@ -30,7 +32,7 @@ class CreditNoteSerializer(CreditNoteSummarySerializer):
         fields = ["id", "number", "invoice", "currency", "issued_at", "reason", "net_total", "tax_total", "gross_total"]
 
 
-class InvoiceSerializer(serializers.ModelSerializer):
+class InvoiceSerializer(ModelSerializer):
     account = serializers.CharField(source="account.number")
     subscription = serializers.CharField(source="subscription.number", default=None)
     state = serializers.ChoiceField(choices=Invoice.State.choices, help_text="POSTED, or CANCELLED by credit notes.")

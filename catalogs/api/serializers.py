@@ -6,6 +6,7 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from core.api.serializers import ModelSerializer
 from core.choices import Screen
 
 from .. import rating
@@ -24,7 +25,7 @@ class PriceSerializer(serializers.Serializer):
     reason = serializers.CharField(help_text="Which rate applied and why.")
 
 
-class TitleSerializer(serializers.ModelSerializer):
+class TitleSerializer(ModelSerializer):
     genres = serializers.SlugRelatedField(many=True, read_only=True, slug_field="name")
     cast = serializers.ListField(child=serializers.CharField(), read_only=True)
     ppv_product = serializers.SerializerMethodField(help_text="Code of the pay-per-view product that sells this title, if any.")
@@ -49,7 +50,7 @@ class TitleSerializer(serializers.ModelSerializer):
         return None if quote is None else PriceSerializer(quote).data
 
 
-class PackageRateSerializer(serializers.ModelSerializer):
+class PackageRateSerializer(ModelSerializer):
     plan = serializers.CharField(source="price_plan.name")
     plan_code = serializers.CharField(source="price_plan.code")
     currency = serializers.CharField(source="price_plan.currency")
@@ -60,7 +61,7 @@ class PackageRateSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class PackageSerializer(serializers.ModelSerializer):
+class PackageSerializer(ModelSerializer):
     titles_count = serializers.IntegerField(read_only=True)
     rates = PackageRateSerializer(source="applicable_rates", many=True, read_only=True,
                                   help_text="Rates of effective price plans that apply to the caller's classification now.")

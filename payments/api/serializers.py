@@ -7,10 +7,12 @@ from decimal import Decimal
 
 from rest_framework import serializers
 
+from core.api.serializers import ModelSerializer
+
 from ..models import Payment, PaymentMethod
 
 
-class PaymentMethodSerializer(serializers.ModelSerializer):
+class PaymentMethodSerializer(ModelSerializer):
     class Meta:
         model = PaymentMethod
         fields = ["id", "kind", "state", "is_default", "label", "card_brand", "card_last4", "card_exp_month", "card_exp_year",
@@ -28,7 +30,7 @@ class CardConfirmInSerializer(serializers.Serializer):
     setup_intent = serializers.CharField(max_length=100)
 
 
-class PaymentSerializer(serializers.ModelSerializer):
+class PaymentSerializer(ModelSerializer):
     invoice = serializers.CharField(source="invoice.number", default=None)
     payment_method = serializers.IntegerField(source="method_id", default=None)
     client_secret = serializers.SerializerMethodField(help_text="Only while the card needs 3-D Secure: finish with Stripe.js.")

@@ -15,6 +15,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from catalogs.models import ContentTitle
+from core.api.serializers import ModelSerializer
 from core.choices import Screen
 
 from ..models import Device, StreamSession
@@ -46,7 +47,7 @@ class EntitlementQuerySerializer(serializers.Serializer):
 
 # --- devices (portal) ---------------------------------------------------------------------
 
-class DeviceSerializer(serializers.ModelSerializer):
+class DeviceSerializer(ModelSerializer):
     state = serializers.CharField(read_only=True, help_text="ACTIVE, or REMOVED (its slot stays taken until slot_free_at).")
     last_seen_at = serializers.DateTimeField(source="credential.last_used_at", read_only=True, allow_null=True, default=None)
     slot_free_at = serializers.SerializerMethodField(help_text="For a removed device: when its slot is free again.")
@@ -116,7 +117,7 @@ class StreamStartSerializer(serializers.Serializer):
                                                help_text="The title's id.")
 
 
-class StreamSessionSerializer(serializers.ModelSerializer):
+class StreamSessionSerializer(ModelSerializer):
     title_name = serializers.CharField(source="title.title", read_only=True)
     device_name = serializers.CharField(source="device.name", read_only=True)
     expires_at = serializers.SerializerMethodField(help_text="Send a heartbeat before this, or the stream stops counting as playing.")

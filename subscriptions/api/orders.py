@@ -21,6 +21,7 @@ from catalogs.models import ContentTitle, Product
 from catalogs.selectors import title_for_order
 from core.api.idempotency import idempotent_atomic
 from core.api.scoping import OwnedObjectMixin
+from core.api.serializers import ModelSerializer
 from core.choices import Channel, Screen
 from core.exceptions import NotFound
 
@@ -72,7 +73,7 @@ class DeviceOrderRequestSerializer(serializers.Serializer):
     transaction_reference = serializers.CharField(required=False, max_length=100)
 
 
-class OrderSerializer(serializers.ModelSerializer):
+class OrderSerializer(ModelSerializer):
     title = serializers.CharField(source="title.title", default=None)
     title_id = serializers.IntegerField(source="title.pk", default=None)
     product = serializers.CharField(source="product.code")
@@ -86,7 +87,7 @@ class OrderSerializer(serializers.ModelSerializer):
                   "state", "channel", "rental_until", "transaction_reference"]
 
 
-class SubscriptionServiceSerializer(serializers.ModelSerializer):
+class SubscriptionServiceSerializer(ModelSerializer):
     product = serializers.CharField(source="product.code")
     name = serializers.CharField(source="product.name")
 
@@ -95,7 +96,7 @@ class SubscriptionServiceSerializer(serializers.ModelSerializer):
         fields = ["product", "name", "state", "start_date", "end_date"]
 
 
-class SubscriptionSerializer(serializers.ModelSerializer):
+class SubscriptionSerializer(ModelSerializer):
     services = SubscriptionServiceSerializer(many=True)
     account = serializers.CharField(source="account.number")
     billing_term_scheme = serializers.CharField(source="billing_term_scheme.name")

@@ -9,7 +9,7 @@ Needs PostgreSQL and Redis: ``scripts/testenv.py -- .venv/bin/python bench/order
    API tokens;
 2. start gunicorn (``config.wsgi`` as in the Procfile, production settings, 2 × CPUs + 1
    sync workers) on a free loopback port;
-3. drive an open-loop load generator (asyncio + aiohttp, in this process): RATE orders per
+3. drive an open-loop load generator (asyncio on uvloop, in this process): RATE orders per
    second for DURATION seconds, each a ``POST /api/v1/orders/`` of a PPV title by the next
    customer, with a unique ``Idempotency-Key``. Open loop: request *i* is due at
    ``start + i / RATE`` whether or not earlier ones have answered, and its latency is

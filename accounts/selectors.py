@@ -7,11 +7,11 @@ import hmac
 import re
 
 from django.contrib.auth import get_user_model
-from django.db.models import Prefetch, Q, QuerySet
+from django.db.models import Q, QuerySet
 from rest_framework.authtoken.models import Token
 
 from core.exceptions import NotFound
-from core.sql import column_count, fetch_one, instance_from_row, select_columns
+from core.sql import fetch_all, fetch_one, instance_from_row, select_columns, split_row
 
 from .models import AccountEvent, AccountsReceivable, Address, Classification, Contact, DeviceCredential, PortalUser
 from .validators import phone_search_prefix
@@ -68,11 +68,53 @@ def account_get_for_user(*, user, number: str) -> AccountsReceivable:
 
 
 def contact_get_for_user(*, user) -> Contact:
-    accounts = Prefetch("accounts", queryset=AccountsReceivable.objects.select_related("classification"))
-    contact = Contact.objects.filter(portal_user__user=user).prefetch_related("addresses", accounts).first()
-    if contact is None:
+    """The portal user's contact with its addresses and its accounts (each with its
+    classification) loaded, as ``prefetch_related`` would: what ``/me/`` shows. Three
+    hand-written, prepared statements (``core.sql``); the ORM's three cost ~2 ms of
+    Python to build on every visit."""
+    row = fetch_one(_contact_sql(), [user.pk])
+    if row is None:
         raise NotFound("This login has no customer profile.")
+    contact = instance_from_row(Contact, row)
+    addresses = [instance_from_row(Address, values) for values in fetch_all(_addresses_sql(), [contact.pk])]
+    accounts = []
+    for values in fetch_all(_accounts_sql(), [contact.pk]):
+        account, classification = split_row(values, [AccountsReceivable, Classification])
+        AccountsReceivable._meta.get_field("classification").set_cached_value(account, classification)
+        AccountsReceivable._meta.get_field("contact").set_cached_value(account, contact)
+        accounts.append(account)
+    for address in addresses:
+        Address._meta.get_field("contact").set_cached_value(address, contact)
+    _prefetched(contact, "addresses", addresses)
+    _prefetched(contact, "accounts", accounts)
     return contact
+
+
+def _prefetched(instance, related_name: str, objects: list) -> None:
+    """Store ``objects`` as ``instance.<related_name>.all()``, the way ``prefetch_related``
+    does, so reading them makes no query."""
+    queryset = getattr(instance, related_name).all()
+    queryset._result_cache, queryset._prefetch_done = objects, True
+    instance._prefetched_objects_cache = {**getattr(instance, "_prefetched_objects_cache", {}), related_name: queryset}
+
+
+@functools.cache
+def _contact_sql() -> str:
+    return (f"SELECT {select_columns(Contact, 'c')} FROM {Contact._meta.db_table} c "
+            f"JOIN {PortalUser._meta.db_table} p ON p.contact_id = c.id WHERE p.user_id = %s")
+
+
+@functools.cache
+def _addresses_sql() -> str:
+    return f"SELECT {select_columns(Address, 'ad')} FROM {Address._meta.db_table} ad WHERE ad.contact_id = %s ORDER BY ad.id"
+
+
+@functools.cache
+def _accounts_sql() -> str:
+    # The accounts' own ordering (newest first), made total by the id.
+    return (f"SELECT {select_columns(AccountsReceivable, 'a')}, {select_columns(Classification, 'cl')} "
+            f"FROM {AccountsReceivable._meta.db_table} a LEFT JOIN {Classification._meta.db_table} cl ON cl.id = a.classification_id "
+            "WHERE a.contact_id = %s ORDER BY a.created_at DESC, a.id DESC")
 
 
 def address_list_for_user(*, user) -> QuerySet[Address]:
@@ -95,7 +137,7 @@ def device_credential_get_by_key(*, raw_key: str) -> DeviceCredential | None:
     if row is None:
         return None
     device_model = _device_model()
-    credential, account, device = _split(row, [DeviceCredential, AccountsReceivable, device_model])
+    credential, account, device = split_row(row, [DeviceCredential, AccountsReceivable, device_model])
     if not hmac.compare_digest(credential.key_hash, DeviceCredential.hash_key(raw_key)):
         return None
     credential.account = account
@@ -117,7 +159,7 @@ def user_get_by_token(*, key: str, with_account: bool = False):
     row = fetch_one(_user_by_token_sql(with_account), [key])
     if row is None:
         return None
-    parts = iter(_split(row, [Token, get_user_model(), PortalUser] + ([AccountsReceivable, Classification, Contact] if with_account else [])))
+    parts = iter(split_row(row, [Token, get_user_model(), PortalUser] + ([AccountsReceivable, Classification, Contact] if with_account else [])))
     token, user, portal_user = next(parts), next(parts), next(parts)
     token_user = Token._meta.get_field("user")
     token_user.set_cached_value(token, user)
@@ -132,17 +174,6 @@ def user_get_by_token(*, key: str, with_account: bool = False):
             AccountsReceivable._meta.get_field("contact").set_cached_value(account, contact)
         user._primary_account = account
     return user
-
-
-def _split(row, models) -> list:
-    """The instances of ``models`` whose ``select_columns`` follow one another in ``row``
-    (None for a model whose primary key is NULL: an outer join that found nothing)."""
-    instances, start = [], 0
-    for model in models:
-        end = start + column_count(model)
-        instances.append(instance_from_row(model, row[start:end]) if row[start] is not None else None)
-        start = end
-    return instances
 
 
 @functools.cache

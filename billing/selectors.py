@@ -3,15 +3,20 @@ rates, invoices and credit notes."""
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 
 from django.conf import settings
+from django.db import connection
 from django.db.models import DecimalField, Q, QuerySet, Sum, Value, Window
 from django.db.models.functions import Coalesce
+from django.utils import timezone
 
-from accounts.models import AccountsReceivable, Address
+from accounts.models import AccountsReceivable, Address, PortalUser
+from core.sql import RowPages, select_columns, split_row
+from subscriptions.models import Subscription
 
 from .models import CreditNote, Invoice, LedgerAccount, Posting, TaxRate
 
@@ -88,11 +93,64 @@ def tax_rate_for(*, country: str, product=None, tax_class: str | None = None, on
 ISSUED = (Invoice.State.POSTED, Invoice.State.CANCELLED)
 
 
-def invoice_list_for_user(*, user) -> QuerySet[Invoice]:
+def invoice_list_for_user(*, user, state: str | None = None, issued_after: date | None = None,
+                          issued_before: date | None = None) -> RowPages:
     """The portal user's issued invoices, newest first (drafts are the operator's work in
-    progress and are not shown)."""
-    return (Invoice.objects.filter(account__contact__portal_user__user=user, state__in=ISSUED)
-            .select_related("account").order_by("-issued_at", "-pk"))
+    progress and are not shown), each with its account and subscription: a page of them
+    for the portal's list (``RowPages``). ``issued_after`` / ``issued_before`` are days
+    (inclusive) in the operator's time zone; ``state`` narrows to POSTED or CANCELLED.
+
+    The portal lists invoices on every visit, so the two statements (count, page) are
+    hand-written and prepared (``core.sql``): the ORM spent ~2 ms of Python building them."""
+    states = [state] if state else [str(value) for value in ISSUED]
+    params: list = [user.pk, *states]
+    if issued_after:
+        params.append(_start_of(issued_after))
+    if issued_before:
+        params.append(_start_of(issued_before + timedelta(days=1)))
+    where = _invoice_where(len(states), bool(issued_after), bool(issued_before))
+    return RowPages(count_sql=_invoice_count_sql(where), page_sql=_invoice_page_sql(where), params=params,
+                    build=_invoice_from_row)
+
+
+def _start_of(day: date):
+    """Midnight starting ``day`` in the operator's time zone, as the database compares it
+    (SQLite keeps datetimes as UTC text)."""
+    return connection.ops.adapt_datetimefield_value(timezone.make_aware(datetime.combine(day, time.min)))
+
+
+_INVOICE_MODELS = (Invoice, AccountsReceivable, Subscription)
+
+
+@functools.cache
+def _invoice_where(states: int, after: bool, before: bool) -> str:
+    portal_user = PortalUser._meta.db_table
+    conditions = [f"a.contact_id = (SELECT p.contact_id FROM {portal_user} p WHERE p.user_id = %s)",
+                  f"i.state IN ({', '.join(['%s'] * states)})"]
+    if after:
+        conditions.append("i.issued_at >= %s")
+    if before:
+        conditions.append("i.issued_at < %s")
+    return (f"FROM {Invoice._meta.db_table} i JOIN {AccountsReceivable._meta.db_table} a ON a.id = i.account_id "
+            f"LEFT JOIN {Subscription._meta.db_table} s ON s.id = i.subscription_id WHERE {' AND '.join(conditions)}")
+
+
+@functools.cache
+def _invoice_count_sql(where: str) -> str:
+    return f"SELECT count(*) {where}"
+
+
+@functools.cache
+def _invoice_page_sql(where: str) -> str:
+    columns = ", ".join(select_columns(model, alias) for model, alias in zip(_INVOICE_MODELS, ("i", "a", "s")))
+    return f"SELECT {columns} {where} ORDER BY i.issued_at DESC, i.id DESC LIMIT %s OFFSET %s"
+
+
+def _invoice_from_row(row) -> Invoice:
+    invoice, account, subscription = split_row(row, _INVOICE_MODELS)
+    Invoice._meta.get_field("account").set_cached_value(invoice, account)
+    Invoice._meta.get_field("subscription").set_cached_value(invoice, subscription)
+    return invoice
 
 
 def invoice_list_for_account(*, account: AccountsReceivable, limit: int | None = 10) -> list[Invoice]:

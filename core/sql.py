@@ -31,10 +31,19 @@ M = TypeVar("M", bound=Model)
 def fetch_one(sql: str, params: Sequence) -> tuple | None:
     """The first row of ``sql`` (``%s`` placeholders), or None. Goes through the
     connection's execute wrappers and query log like any query (tests count it)."""
+    return _run(sql, params, lambda cursor: cursor.fetchone())
+
+
+def fetch_all(sql: str, params: Sequence) -> list[tuple]:
+    """Every row of ``sql``, as ``fetch_one`` runs it."""
+    return _run(sql, params, lambda cursor: cursor.fetchall())
+
+
+def _run(sql: str, params: Sequence, fetch):
     if connection.vendor != "postgresql":
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
-            return cursor.fetchone()
+            return fetch(cursor)
     # connection.cursor(), with psycopg's server-binding cursor instead of Django's
     # client-binding one (which cannot prepare).
     connection.close_if_health_check_failed()
@@ -55,7 +64,30 @@ def fetch_one(sql: str, params: Sequence) -> tuple | None:
             if connection.queries_logged:
                 connection.queries_log.append({"sql": connection.ops.compose_sql(sql, params),
                                                "time": f"{time.monotonic() - started:.3f}"})
-        return cursor.fetchone()
+        return fetch(cursor)
+
+
+class RowPages:
+    """A hand-written list a paginator can page through: ``count()`` runs ``count_sql``,
+    ``rows[a:b]`` runs ``page_sql`` with ``LIMIT``/``OFFSET`` parameters appended and turns
+    each row into what ``build`` makes of it. Both statements take ``params`` first.
+    Django's ``Paginator`` (and so DRF's page-number pagination) asks exactly these two."""
+
+    ordered = True  # the SQL orders it: Paginator would warn about an unordered list
+
+    def __init__(self, *, count_sql: str, page_sql: str, params: Sequence, build):
+        self.count_sql, self.page_sql, self.params, self.build = count_sql, page_sql, list(params), build
+
+    def count(self) -> int:
+        return fetch_one(self.count_sql, self.params)[0]
+
+    def __getitem__(self, window):
+        if not isinstance(window, slice) or window.step is not None or (window.start or 0) < 0 or window.stop is None:
+            raise TypeError("RowPages takes a [start:stop] window only.")
+        start = window.start or 0
+        if window.stop <= start:
+            return []
+        return [self.build(row) for row in fetch_all(self.page_sql, [*self.params, window.stop - start, start])]
 
 
 def select_columns(model: type[Model], alias: str) -> str:
@@ -66,6 +98,18 @@ def select_columns(model: type[Model], alias: str) -> str:
 
 def column_count(model: type[Model]) -> int:
     return len(model._meta.concrete_fields)
+
+
+def split_row(row: Sequence, models: Sequence[type[Model]]) -> list:
+    """The instances of ``models`` whose ``select_columns`` follow one another in ``row``
+    (None for a model whose primary key is NULL: an outer join that found nothing)."""
+    instances, start = [], 0
+    for model in models:
+        end = start + column_count(model)
+        found = row[start + model._meta.concrete_fields.index(model._meta.pk)] is not None
+        instances.append(instance_from_row(model, row[start:end]) if found else None)
+        start = end
+    return instances
 
 
 def instance_from_row(model: type[M], values: Sequence) -> M:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+import functools
 
 from accounts.models import AccountsReceivable
 from billing.models import UsageDetailRecord
+from catalogs.models import ContentTitle, Product
 from core.exceptions import ApplicationError
+from core.sql import RowPages, select_columns, split_row
 
-from .models import Subscription
+from .models import Rental, Subscription
 
 
 def subscription_for_orders(*, account: AccountsReceivable, number: str | None = None) -> Subscription:
@@ -28,6 +30,45 @@ def subscription_for_orders(*, account: AccountsReceivable, number: str | None =
     return subscription
 
 
-def order_list_for_account(*, account: AccountsReceivable) -> QuerySet[UsageDetailRecord]:
-    return (UsageDetailRecord.objects.filter(account=account, source="ORDER")
-            .select_related("product", "title", "subscription", "rental").order_by("-usage_at", "-pk"))
+def order_list_for_account(*, account: AccountsReceivable) -> RowPages:
+    """The account's orders, newest first, each with its product, title, subscription and
+    rental loaded: a page of them for the portal's list (``RowPages``).
+
+    The portal lists orders on every visit, so the two statements (count, page) are
+    hand-written and prepared (``core.sql``): the ORM spent ~2 ms of Python building them."""
+    return RowPages(count_sql=_order_count_sql(), page_sql=_order_page_sql(), params=[account.pk, ORDER_SOURCE],
+                    build=_order_from_row)
+
+
+ORDER_SOURCE = "ORDER"
+_ORDER_MODELS = (UsageDetailRecord, Product, ContentTitle, Subscription, Rental)
+
+
+@functools.cache
+def _order_count_sql() -> str:
+    return f"SELECT count(*) FROM {UsageDetailRecord._meta.db_table} u WHERE u.account_id = %s AND u.source = %s"
+
+
+@functools.cache
+def _order_page_sql() -> str:
+    columns = ", ".join(select_columns(model, alias) for model, alias in zip(_ORDER_MODELS, ("u", "p", "t", "s", "r")))
+    return (
+        f"SELECT {columns} FROM {UsageDetailRecord._meta.db_table} u "
+        f"JOIN {Product._meta.db_table} p ON p.id = u.product_id "
+        f"LEFT JOIN {ContentTitle._meta.db_table} t ON t.id = u.title_id "
+        f"LEFT JOIN {Subscription._meta.db_table} s ON s.id = u.subscription_id "
+        f"LEFT JOIN {Rental._meta.db_table} r ON r.udr_id = u.id "
+        "WHERE u.account_id = %s AND u.source = %s ORDER BY u.usage_at DESC, u.id DESC LIMIT %s OFFSET %s"
+    )
+
+
+def _order_from_row(row) -> UsageDetailRecord:
+    udr, product, title, subscription, rental = split_row(row, _ORDER_MODELS)
+    meta = UsageDetailRecord._meta
+    meta.get_field("product").set_cached_value(udr, product)
+    meta.get_field("title").set_cached_value(udr, title)
+    meta.get_field("subscription").set_cached_value(udr, subscription)
+    Rental._meta.get_field("udr").remote_field.set_cached_value(udr, rental)  # None: no rental (no query for it)
+    if rental is not None:
+        Rental._meta.get_field("udr").set_cached_value(rental, udr)
+    return udr

@@ -59,6 +59,35 @@ def test_my_invoices_are_listed_newest_first_with_their_totals(client, invoiced,
     assert client.get("/api/v1/invoices/?page_size=1").json()["next"] is not None
 
 
+def test_my_invoices_filter_by_the_day_they_were_issued_in_the_operators_time_zone(client, subscriber, movie):
+    """Issued at 01:30 in Nicosia on the 21st is 23:30 UTC on the 20th: it is the 21st's."""
+    with time_machine.travel(datetime(2026, 11, 21, 1, 30, tzinfo=ZoneInfo("Europe/Nicosia"))):
+        usage_order_place(subscription=subscriber, title=movie("LOTR"))
+    with time_machine.travel(datetime(2026, 11, 22, 23, 50, tzinfo=ZoneInfo("Europe/Nicosia"))):
+        usage_order_place(subscription=subscriber, title=movie("LIMITLESS"))
+    early, late = Invoice.objects.order_by("number")
+
+    def numbers(query: str) -> list[str]:
+        response = client.get(f"/api/v1/invoices/?{query}")
+        assert response.status_code == 200, response.content
+        return [row["number"] for row in response.json()["results"]]
+
+    assert numbers("issued_after=2026-11-21&issued_before=2026-11-21") == [early.number]
+    assert numbers("issued_before=2026-11-20") == []
+    assert numbers("issued_after=2026-11-22") == [late.number]
+    assert numbers("issued_after=2026-11-21") == [late.number, early.number]
+    assert numbers("issued_after=2026-11-21&state=CANCELLED") == []
+    body = client.get("/api/v1/invoices/?issued_after=2026-11-21&page_size=1&page=2").json()
+    assert (body["count"], [row["number"] for row in body["results"]]) == (2, [early.number])
+
+
+def test_a_bad_invoice_filter_is_refused_with_its_reason(client, invoiced):
+    response = client.get("/api/v1/invoices/?state=DRAFT&issued_after=yesterday")
+    assert response.status_code == 400
+    assert set(response.json()["error"]["fields"]) == {"state", "issued_after"}
+    assert client.get("/api/v1/invoices/?page=3").status_code == 404
+
+
 def test_one_invoice_shows_its_lines_and_credit_notes(client, invoiced):
     first, second = invoiced
     body = client.get(f"/api/v1/invoices/{first.pk}/").json()

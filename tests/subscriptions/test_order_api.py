@@ -12,7 +12,10 @@ from rest_framework.test import APIClient
 
 from accounts import services as account_services
 from billing.models import UsageDetailRecord
+from subscriptions.services.orders import usage_order_place
 from tests.conftest import PORTAL_PASSWORD, portal_client_for
+from tests.factories import customer_create
+from tests.world import effective_subscription
 
 pytestmark = pytest.mark.django_db
 NICOSIA = ZoneInfo("Europe/Nicosia")
@@ -33,6 +36,28 @@ def test_portal_order_at_night_costs_five_euros(client, subscriber, movie):
     listing = client.get("/api/v1/orders/").json()
     assert [order["id"] for order in listing["results"]] == [body["id"]]
     assert client.get(f"/api/v1/orders/{body['id']}/").json()["rental_until"] == body["rental_until"]
+
+
+def test_my_orders_list_newest_first_page_by_page_as_each_order_reads_alone(client, movie, stranger_orders):
+    """The list (hand-written SQL) shows each order exactly as its own page (the ORM) does,
+    rental and all; another customer's orders are not in it."""
+    ids = []
+    for hour, code in ((2, "LOTR"), (21, "LIMITLESS"), (22, "SERENDIPITY")):
+        with time_machine.travel(datetime(2026, 11, 20, hour, 30, tzinfo=NICOSIA)):
+            ids.append(client.post("/api/v1/orders/", {"title": movie(code).pk}, format="json").json()["id"])
+    first_page = client.get("/api/v1/orders/?page_size=2").json()
+    second_page = client.get(first_page["next"]).json()
+    assert first_page["count"] == second_page["count"] == 3
+    listed = first_page["results"] + second_page["results"]
+    assert [order["id"] for order in listed] == ids[::-1]
+    assert listed == [client.get(f"/api/v1/orders/{pk}/").json() for pk in ids[::-1]]
+    assert client.get("/api/v1/orders/?page=3&page_size=2").status_code == 404
+
+
+@pytest.fixture
+def stranger_orders(zx_catalog, billing_scheme, movie):
+    account = customer_create(first_name="Nikos", email="nikos@example.com")
+    usage_order_place(subscription=effective_subscription(account, billing_scheme), title=movie("SERENDIPITY"))
 
 
 def test_a_repeated_idempotency_key_returns_the_first_order(client, movie):

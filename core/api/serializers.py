@@ -1,4 +1,4 @@
-"""The base every model serializer of the API uses.
+"""The bases the API's serializers use.
 
 DRF's ``ModelSerializer`` works out its fields from the model — field info, field classes,
 their arguments — every time a serializer is used (once per response, and once more for
@@ -6,6 +6,9 @@ each nested serializer). That is about a fifth of a small authenticated read. Th
 depends only on the class (its ``Meta`` and declared fields), so ``ModelSerializer`` here
 works it out once per class and hands each use copies (``_fresh``). A class that makes its
 fields per request (from its context, say) must not use it.
+
+A plain ``Serializer`` deep-copies its declared fields on every use; ``Serializer`` here
+hands out the same cheaper copies (used by the responses of the hottest device paths).
 """
 
 from __future__ import annotations
@@ -24,6 +27,11 @@ class ModelSerializer(serializers.ModelSerializer):
             template = super().get_fields()
             cls._fields_template = template
         return {name: _fresh(field) for name, field in template.items()}
+
+
+class Serializer(serializers.Serializer):
+    def get_fields(self):
+        return {name: _fresh(field) for name, field in self._declared_fields.items()}
 
 
 def _fresh(field):

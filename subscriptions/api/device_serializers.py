@@ -15,7 +15,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from catalogs.models import ContentTitle
-from core.api.serializers import ModelSerializer
+from core.api.serializers import ModelSerializer, Serializer
 from core.choices import Screen
 
 from ..models import Device, StreamSession
@@ -27,7 +27,7 @@ SOURCES = [(RENTAL, "A PPV rental"), (PACKAGE, "A package (termed service) holdi
 
 # --- entitlements -------------------------------------------------------------------------
 
-class EntitlementSerializer(serializers.Serializer):
+class EntitlementSerializer(Serializer):
     entitled = serializers.BooleanField()
     reason = serializers.CharField(help_text='Why, for people: "rental until 2026-11-22 03:00 (Europe/Nicosia)", '
                                              '"package Sports Pack", "no rental or package includes Limitless".')

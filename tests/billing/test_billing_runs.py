@@ -224,7 +224,7 @@ def test_a_run_stopped_half_way_is_resumed_by_beat_without_billing_anyone_twice(
         run.refresh_from_db()
         assert (run.state, run.accounts_done, run.progress_percent) == ("RUNNING", 2, 40)
 
-        assert billing_runs_resume_task.delay().get(timeout=30) == 1  # beat finds the run and gives it a worker
+        assert billing_runs_resume_task.apply_async(ignore_result=False).get(timeout=30) == 1  # beat finds the run and gives it a worker
         run = wait_for(run, "COMPLETED")
 
     assert (run.accounts_done, run.invoices_created, run.progress_percent) == (5, 5, 100)

@@ -27,7 +27,7 @@ def test_a_worker_runs_the_purge_task_through_redis(celery_worker):
     IdempotencyRecord.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(hours=settings.IDEMPOTENCY_KEY_TTL_HOURS + 1))
     fresh = IdempotencyRecord.objects.create(scope="user:1", key="fresh", fingerprint="x")
 
-    result = idempotency_records_purge_task.delay()
+    result = idempotency_records_purge_task.apply_async(ignore_result=False)
 
     assert result.get(timeout=20) == 1
     assert list(IdempotencyRecord.objects.values_list("pk", flat=True)) == [fresh.pk]

@@ -152,7 +152,7 @@ def test_a_worker_runs_the_due_actions_through_redis(zx_catalog, billing_scheme,
         due = subscription_activate(subscription=subscription, scheduled_for=real_now - timedelta(hours=1))
     waiting = subscription_activate(subscription=tomorrow, scheduled_for=real_now + timedelta(days=1))
 
-    result = subscription_actions_run_due_task.delay()
+    result = subscription_actions_run_due_task.apply_async(ignore_result=False)
 
     assert result.get(timeout=20) == 1
     due.refresh_from_db()

@@ -27,6 +27,7 @@ and charging leaves RATED usage that the next order, chunk or billing run bills.
 
 from __future__ import annotations
 
+import functools
 from bisect import bisect_right
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -35,10 +36,12 @@ from datetime import datetime
 from django.db import connection, transaction
 from django.utils import timezone
 
+from accounts.models import AccountsReceivable
 from catalogs.models import Product, UsageServiceCatalog
 from catalogs.rating import RateQuote, operator_time_zone, rate_usage, usage_quotes_for, usage_service_quote
 from core.choices import LifecycleState
 from core.exceptions import ApplicationError
+from core.sql import fetch_all
 from subscriptions.models import Subscription, SubscriptionService
 
 from ..models import Invoice, UsageDetailRecord
@@ -85,7 +88,11 @@ class _Context:
 def _claim(chunk_size: int) -> list[_Pending]:
     """Lock up to ``chunk_size`` PENDING records no other worker holds (oldest usage first;
     the (state, usage_at) index serves it), with their account's classification (only the
-    records are locked: ``of=("self",)``)."""
+    records are locked: ``FOR UPDATE OF`` the records). On PostgreSQL a prepared statement
+    (``core.sql``): the ORM's version cost 9 ms of a chunk's 100 compiling, binding and
+    converting."""
+    if connection.vendor == "postgresql":
+        return [_Pending(*row) for row in fetch_all(_claim_sql(), [State.PENDING.value, chunk_size], binary=True)]
     rows = (UsageDetailRecord.objects.select_for_update(skip_locked=True, of=("self",)).filter(state=State.PENDING)
             .order_by("usage_at")
             .values_list("pk", "account_id", "subscription_id", "product_id", "usage_at", "account__classification__code")
@@ -93,18 +100,41 @@ def _claim(chunk_size: int) -> list[_Pending]:
     return [_Pending(*row) for row in rows]
 
 
+@functools.cache
+def _claim_sql() -> str:
+    quote = connection.ops.quote_name
+    udr, account = UsageDetailRecord._meta, AccountsReceivable._meta
+    classification = account.get_field("classification").related_model._meta
+    return (f"SELECT u.id, u.account_id, u.subscription_id, u.product_id, u.usage_at, c.code "
+            f"FROM {quote(udr.db_table)} u "
+            f"JOIN {quote(account.db_table)} a ON a.id = u.account_id "
+            f"JOIN {quote(classification.db_table)} c ON c.id = a.classification_id "
+            f"WHERE u.state = %s ORDER BY u.usage_at LIMIT %s FOR UPDATE OF u SKIP LOCKED")
+
+
+@functools.cache
+def _held_sql() -> str:
+    quote = connection.ops.quote_name
+    return (f"SELECT subscription_id, product_id FROM {quote(SubscriptionService._meta.db_table)} "
+            f"WHERE subscription_id = ANY(%s) AND state = %s ORDER BY product_id")
+
+
 def _context(pending: list[_Pending]) -> _Context:
     subscription_ids = {udr.subscription_id for udr in pending if udr.subscription_id}
-    services = list(SubscriptionService.objects.filter(subscription_id__in=subscription_ids, state=LifecycleState.EFFECTIVE)
-                    .order_by("product_id").values_list("subscription_id", "product_id"))
-    # One Product object per held product, shared by every subscription holding it.
-    held_products = Product.objects.in_bulk({product_id for _subscription, product_id in services})
+    if connection.vendor == "postgresql":  # an array parameter, prepared: the IN list of ~1,000 cost 9 ms to bind
+        services = fetch_all(_held_sql(), [sorted(subscription_ids), LifecycleState.EFFECTIVE.value])
+    else:
+        services = list(SubscriptionService.objects.filter(subscription_id__in=subscription_ids, state=LifecycleState.EFFECTIVE)
+                        .order_by("product_id").values_list("subscription_id", "product_id"))
+    # One Product object per product (held or used), shared by every record and subscription.
+    products = Product.objects.select_related("product_type").in_bulk(
+        {product_id for _subscription, product_id in services} | {udr.product_id for udr in pending})
     held: dict[int, list[Product]] = defaultdict(list)
     for subscription_id, product_id in services:
-        held[subscription_id].append(held_products[product_id])
+        held[subscription_id].append(products[product_id])
     bounds = UsageServiceCatalog.objects.filter(state=LifecycleState.EFFECTIVE).values_list("valid_from", "valid_until")
     return _Context(
-        products=Product.objects.select_related("product_type").in_bulk({udr.product_id for udr in pending}),
+        products=products,
         held=held,
         breakpoints=sorted({bound for pair in bounds for bound in pair if bound is not None}),
     )

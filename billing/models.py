@@ -73,7 +73,9 @@ class UsageDetailRecord(models.Model):
         REJECTED = "REJECTED", "Rejected"
         CANCELLED = "CANCELLED", "Cancelled"
 
-    account = models.ForeignKey("accounts.AccountsReceivable", on_delete=models.PROTECT, related_name="udrs")
+    # No index of its own: udr_account_recent_idx (account, -usage_at) serves every lookup by
+    # account, and each index on this, the busiest table, costs every insert and rating.
+    account = models.ForeignKey("accounts.AccountsReceivable", on_delete=models.PROTECT, related_name="udrs", db_index=False)
     subscription = models.ForeignKey("subscriptions.Subscription", null=True, blank=True, on_delete=models.PROTECT, related_name="udrs")
     product = models.ForeignKey("catalogs.Product", on_delete=models.PROTECT, related_name="udrs")
     title = models.ForeignKey("catalogs.ContentTitle", null=True, blank=True, on_delete=models.PROTECT, related_name="udrs")

@@ -13,7 +13,9 @@ Needs PostgreSQL: ``scripts/testenv.py -- .venv/bin/python bench/analytics.py``.
    viewing; the recommendation tables) and the incremental re-run (the last two months
    and days, as the hourly task does);
 3. time the admin dashboard (the Django test client logged in as Finance) with several
-   filters, and the staff API: median and p95 of repeated requests (target < 500 ms);
+   filters, the usage records' admin change list (unfiltered, a far page, filters, a search;
+   its COUNT and DISTINCT queries are listed: none may count the whole table) and the staff
+   API: median and p95 of repeated requests (target < 500 ms);
 4. print the offline evaluation of the recommendations (each customer's last watched
    title held out; precision@10 / recall@10 against the popularity baseline).
 
@@ -44,6 +46,7 @@ from django.contrib.auth.models import Group, User  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
 from django.test import Client  # noqa: E402
+from django.test.utils import CaptureQueriesContext  # noqa: E402
 from django.utils import timezone  # noqa: E402
 from rest_framework.test import APIClient  # noqa: E402
 
@@ -283,6 +286,21 @@ def main() -> None:
                          ("one month", f"first={last:%Y-%m}&last={last:%Y-%m}")):
         median, p95 = latencies(admin, f"/admin/analytics/analyticsdashboard/?{query}", args.repeat)
         print(f"  {label:<40} median {median:6.0f} ms, p95 {p95:6.0f} ms ({verdict(p95)})", flush=True)
+    print(f"Admin change lists over {UsageDetailRecord.objects.count():,} UDRs (Finance, {args.repeat} requests each; "
+          f"target < {TARGET_DASHBOARD_MS} ms, no full-table COUNT or DISTINCT):", flush=True)
+    external_id = UsageDetailRecord.objects.order_by("pk").values_list("external_id", flat=True)[500_000 if args.udrs > 500_000 else 0]
+    for label, query in (("usage records, newest first", ""), ("page 50", "p=50"), ("state BILLED", "state__exact=BILLED"),
+                         ("state REJECTED (none)", "state__exact=REJECTED"), ("channel PORTAL, page 2", "channel__exact=PORTAL&p=2"),
+                         ("search by external id", f"q={external_id}")):
+        url = f"/admin/billing/usagedetailrecord/?{query}"
+        median, p95 = latencies(admin, url, args.repeat)
+        with CaptureQueriesContext(connection) as captured:
+            admin.get(url)
+        counts = [q["sql"] for q in captured.captured_queries if "COUNT(" in q["sql"].upper() or "DISTINCT" in q["sql"].upper()]
+        uncapped = [sql for sql in counts if " LIMIT " not in sql]
+        print(f"  {label:<40} median {median:6.0f} ms, p95 {p95:6.0f} ms ({verdict(p95)}); "
+              f"{len(captured.captured_queries)} queries, {len(uncapped)} uncapped COUNT/DISTINCT"
+              f"{'' if not uncapped else ': ' + uncapped[0][:120]}", flush=True)
     print(f"Staff API ({args.repeat} requests each; reference: the dashboard's {TARGET_DASHBOARD_MS} ms):", flush=True)
     number = AccountsReceivable.objects.filter(number__startswith=PREFIX).values_list("number", flat=True).first()
     for label, path in (("months (12)", f"months/?first={year_ago:%Y-%m}&last={last:%Y-%m}"),

@@ -19,7 +19,8 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from core.actions import ActionRejected
-from core.admin import AuditHistoryMixin, LifecycleActionsMixin, ReadOnlyAdminMixin, ServiceAdminMixin, state_badge
+from core.admin import (AuditHistoryMixin, LargeTableAdminMixin, LifecycleActionsMixin, ReadOnlyAdminMixin, ServiceAdminMixin,
+                        state_badge)
 from core.choices import Channel
 from core.exceptions import ApplicationError
 
@@ -81,7 +82,7 @@ class BillingTermSchemeAdmin(ServiceAdminMixin, AuditHistoryMixin, LifecycleActi
 
 
 @admin.register(UsageDetailRecord)
-class UsageDetailRecordAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class UsageDetailRecordAdmin(LargeTableAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     """The usage record of every order: what was rated at which price and why. Found by
     its external id (the order's transaction reference); the list never counts the table."""
 
@@ -89,7 +90,6 @@ class UsageDetailRecordAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_filter = ("state", "channel")
     list_select_related = ("account__contact", "product")
     search_fields = ("=external_id",)
-    show_full_result_count = False
     readonly_fields = ("account", "subscription", "product", "title", "catalog", "usage_service", "tier", "device",
                        "usage_at", "channel", "source", "external_id", "amount", "currency", "rate_reason", "state",
                        "rejection_reason", "created_at")
@@ -164,7 +164,7 @@ class CreditNoteForm(forms.Form):
 
 
 @admin.register(Invoice)
-class InvoiceAdmin(AuditHistoryMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+class InvoiceAdmin(LargeTableAdminMixin, AuditHistoryMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     """Invoices as issued: read-only, with their documents and, for finance, the credit
     note page (the only way to cancel one). Found by exact number; never counted."""
 
@@ -174,7 +174,6 @@ class InvoiceAdmin(AuditHistoryMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_select_related = ("account__contact",)
     search_fields = ("=number",)
     search_help_text = "Exact invoice number, e.g. INV-2026-000001."
-    show_full_result_count = False
     ordering = ("-created_at",)
     fields = ("number", "state_display", "account", "subscription", "currency", "tax_country", "issued_at", "net_total",
               "tax_total", "gross_total", "journal_entry", "documents_links")
@@ -261,11 +260,10 @@ class CreditNoteLineInline(ReadOnlyAdminMixin, admin.TabularInline):
 
 
 @admin.register(CreditNote)
-class CreditNoteAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class CreditNoteAdmin(LargeTableAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ("number", "invoice", "account", "issued_at", "gross_total", "currency", "issued_by")
     list_select_related = ("invoice", "account__contact", "issued_by")
     search_fields = ("=number",)
-    show_full_result_count = False
     fields = ("number", "invoice", "account", "reason", "issued_at", "issued_by", "net_total", "tax_total", "gross_total",
               "currency", "journal_entry")
     readonly_fields = fields
@@ -289,7 +287,7 @@ class PostingInline(ReadOnlyAdminMixin, admin.TabularInline):
 
 
 @admin.register(JournalEntry)
-class JournalEntryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class JournalEntryAdmin(LargeTableAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     """The journal: append-only; corrections are reversing entries."""
 
     list_display = ("posted_at", "kind", "reference", "account", "currency", "description")
@@ -297,7 +295,6 @@ class JournalEntryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_select_related = ("account__contact",)
     search_fields = ("=reference",)
     search_help_text = "Exact reference, e.g. invoice:INV-2026-000001."
-    show_full_result_count = False
     fields = ("kind", "reference", "description", "currency", "account", "reversal_of", "posted_at")
     readonly_fields = fields
     inlines = [PostingInline]

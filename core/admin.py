@@ -8,7 +8,10 @@ from django.http import HttpRequest, HttpResponseRedirect
 from django.urls import reverse
 from django.utils.html import format_html
 from django.contrib.contenttypes.models import ContentType
+from django.core.paginator import Paginator
+from django.db import connections
 from django.template.response import TemplateResponse
+from django.utils.functional import cached_property
 
 from core.exceptions import ApplicationError, ValidationFailed
 from core.models import AuditEntry
@@ -117,6 +120,54 @@ class AuditedSaveMixin(AuditHistoryMixin):
             self.delete_model(request, obj)
 
 
+class CappedCountPaginator(Paginator):
+    """The admin list's paginator for tables that grow without bound (usage records, the
+    ledger, invoices, the audit log): it never counts a whole table.
+
+    * Unfiltered, on PostgreSQL, the count is the planner's own estimate of the table's rows
+      (``pg_class.reltuples``, kept current by autovacuum's ANALYZE) when that is above
+      ``cap``: the list says "about 1,000,000 usage records" and every page stays reachable.
+    * Otherwise (a filter or search, SQLite, a small or never analysed table) at most
+      ``cap + 1`` matching rows are counted (``SELECT COUNT(*) FROM (... LIMIT cap + 1)``):
+      an exact number up to the cap, else "more than 10,000", with the first ``cap`` rows'
+      pages to browse; a narrower filter or a search finds the rest.
+
+    ``count_label`` is what the list shows instead of the number (``None``: exact); the
+    admin's pagination and search templates (``templates/admin/``) use it."""
+
+    cap = 10_000
+    count_label: str | None = None
+
+    @cached_property
+    def count(self) -> int:
+        queryset = self.object_list
+        if not queryset.query.where and connections[queryset.db].vendor == "postgresql":
+            estimate = _estimated_rows(queryset)
+            if estimate > self.cap:
+                self.count_label = f"about {estimate:,}"
+                return estimate
+        counted = queryset.order_by()[: self.cap + 1].count()
+        if counted > self.cap:
+            self.count_label = f"more than {self.cap:,}"
+            return self.cap
+        return counted
+
+
+def _estimated_rows(queryset) -> int:
+    with connections[queryset.db].cursor() as cursor:
+        cursor.execute("SELECT reltuples::bigint FROM pg_class WHERE oid = %s::regclass", [queryset.model._meta.db_table])
+        row = cursor.fetchone()
+    return max(row[0], 0) if row else 0  # -1: never analysed
+
+
+class LargeTableAdminMixin:
+    """A change list over a table that grows without bound: no full-table COUNT for the
+    pagination (``CappedCountPaginator``) nor for the "N total" of a search."""
+
+    paginator = CappedCountPaginator
+    show_full_result_count = False
+
+
 class ReadOnlyAdminMixin:
     """An admin (or inline) that only shows: its rows are written by services (documents,
     ledger, audit and event trails, payments) and never added, edited or deleted here; who
@@ -133,12 +184,11 @@ class ReadOnlyAdminMixin:
 
 
 @admin.register(AuditEntry)
-class AuditEntryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class AuditEntryAdmin(LargeTableAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ("created_at", "object_repr", "content_type", "action", "performed_by", "channel")
     list_filter = ("content_type", "channel")
     list_select_related = ("content_type", "performed_by")
     search_fields = ("=object_pk",)
-    show_full_result_count = False
     readonly_fields = ("content_type", "object_pk", "object_repr", "action", "changes", "reasons", "performed_by", "channel", "created_at")
 
 

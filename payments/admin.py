@@ -24,7 +24,7 @@ from django.utils.html import format_html
 
 from accounts.models import AccountsReceivable
 from billing.models import Invoice
-from core.admin import AuditedSaveMixin, ReadOnlyAdminMixin, state_badge
+from core.admin import AuditedSaveMixin, LargeTableAdminMixin, ReadOnlyAdminMixin, state_badge
 from core.choices import Channel
 from core.exceptions import ApplicationError
 
@@ -38,8 +38,8 @@ TAKE_KINDS = [(MethodKind.CASH, "Cash"), (MethodKind.CHEQUE, "Cheque"), (MethodK
               (MethodKind.VOUCHER, "Voucher"), (MethodKind.CARD, "Charge the saved card")]
 
 
-class ReadOnlyAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    show_full_result_count = False
+class ReadOnlyAdmin(LargeTableAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+    pass
 
 
 class TakePaymentForm(forms.Form):

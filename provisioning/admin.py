@@ -18,7 +18,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
-from core.admin import AuditedSaveMixin, AuditHistoryMixin, ReadOnlyAdminMixin, state_badge
+from core.admin import AuditedSaveMixin, AuditHistoryMixin, LargeTableAdminMixin, ReadOnlyAdminMixin, state_badge
 from core.choices import Channel
 from core.exceptions import ApplicationError
 
@@ -80,13 +80,12 @@ class CancelForm(forms.Form):
                              help_text="Why the command is dropped (kept in the request's history).")
 
 
-class RequestAdminBase(AuditHistoryMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+class RequestAdminBase(LargeTableAdminMixin, AuditHistoryMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ("pk", "kind", "account_link", "subscription", "sequence", "state_display", "attempts", "next_attempt_at",
                     "error_code", "created_at")
     list_filter = ("state", "kind")
     search_fields = ("=account__number", "=request_id", "=platform_reference")
     list_select_related = ("account", "subscription")
-    show_full_result_count = False
     ordering = ("-pk",)
     actions = ["retry_selected", "cancel_selected"]
     fields = ("kind", "cause", "state_display", "account_link", "subscription", "action", "provider", "sequence", "request_id",

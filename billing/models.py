@@ -98,7 +98,9 @@ class UsageDetailRecord(models.Model):
         verbose_name = "usage detail record"
         ordering = ["-usage_at", "-pk"]
         constraints = [
-            models.UniqueConstraint(fields=["source", "external_id"], name="udr_unique_per_source"),
+            # external_id first: the same uniqueness, and the index also finds a record by
+            # its external id alone (the admin's search) without a second index.
+            models.UniqueConstraint(fields=["external_id", "source"], name="udr_unique_per_source"),
             models.CheckConstraint(condition=~models.Q(state="RATED") | models.Q(amount__isnull=False), name="rated_udr_has_amount"),
         ]
         indexes = [

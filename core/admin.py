@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.utils import lookup_spawns_duplicates
 from django.http import HttpRequest, HttpResponseRedirect
 from django.urls import reverse
 from django.utils.html import format_html
 from django.contrib.contenttypes.models import ContentType
 from django.core.paginator import Paginator
 from django.db import connections
+from django.db.models import Q
 from django.template.response import TemplateResponse
 from django.utils.functional import cached_property
 
@@ -162,10 +164,29 @@ def _estimated_rows(queryset) -> int:
 
 class LargeTableAdminMixin:
     """A change list over a table that grows without bound: no full-table COUNT for the
-    pagination (``CappedCountPaginator``) nor for the "N total" of a search."""
+    pagination (``CappedCountPaginator``) nor for the "N total" of a search, and searches
+    that use an index.
+
+    Django's ``"=field"`` search is ``iexact`` (``UPPER(col) = UPPER(term)``), which no plain
+    index serves: each search read the whole table (0.4 s at 1 M usage records). Here a
+    ``"=field"`` search matches the term exactly, as typed or upper-cased (identifiers —
+    invoice numbers, references, external ids — are stored in their own case, codes upper),
+    so the field's index finds it."""
 
     paginator = CappedCountPaginator
     show_full_result_count = False
+
+    def get_search_results(self, request, queryset, search_term):
+        fields = list(self.get_search_fields(request))
+        term = search_term.strip()
+        if not term or not fields or not all(field.startswith("=") for field in fields):
+            return super().get_search_results(request, queryset, search_term)
+        wanted = sorted({term, term.upper()})
+        condition = Q()
+        for field in fields:
+            condition |= Q(**{f"{field[1:]}__in": wanted})
+        duplicates = any(lookup_spawns_duplicates(self.opts, field[1:]) for field in fields)
+        return queryset.filter(condition), duplicates
 
 
 class ReadOnlyAdminMixin:

@@ -78,3 +78,15 @@ def test_the_whole_list_uses_the_databases_estimate_and_still_pages(three_orders
         response = udr_list(agent)
         assert "more than 2 usage detail records" in response.content.decode()
     assert [udr.pk for udr in response.context["cl"].result_list] == [three_orders[0].pk]  # newest first, one a page
+
+
+def test_the_search_finds_a_record_by_its_exact_external_id_with_the_index(three_orders, agent):
+    wanted = three_orders[1]
+    client = Client()
+    client.force_login(agent)
+    with CaptureQueriesContext(connection) as captured:
+        response = client.get(UDRS, {"q": f"  {wanted.external_id} "})
+    assert [udr.pk for udr in response.context["cl"].result_list] == [wanted.pk]
+    searches = [query["sql"] for query in captured.captured_queries if "external_id" in query["sql"] and "WHERE" in query["sql"]]
+    assert searches and not any("UPPER(" in sql for sql in searches)  # an indexable comparison, not iexact
+    assert list(client.get(UDRS, {"q": wanted.external_id[:-1]}).context["cl"].result_list) == []  # no partial matches

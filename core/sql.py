@@ -42,6 +42,12 @@ def fetch_all(sql: str, params: Sequence, *, binary: bool = False) -> list[tuple
     return _run(sql, params, lambda cursor: cursor.fetchall(), binary=binary)
 
 
+def execute(sql: str, params: Sequence) -> int:
+    """Run a statement that returns no rows (an UPDATE with array parameters, say), bound
+    server-side as ``fetch_one`` is; returns the rows it touched."""
+    return _run(sql, params, lambda cursor: cursor.rowcount)
+
+
 def _run(sql: str, params: Sequence, fetch, binary: bool = False):
     if connection.vendor != "postgresql":
         with connection.cursor() as cursor:

@@ -37,7 +37,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from accounts.models import AccountsReceivable
-from catalogs.models import Product, UsageServiceCatalog
+from catalogs.models import ContentTitle, Product, UsageServiceCatalog
 from catalogs.rating import RateQuote, operator_time_zone, rate_usage, usage_quotes_for, usage_service_quote
 from core.choices import LifecycleState
 from core.exceptions import ApplicationError
@@ -319,9 +319,7 @@ def _bill_due_together(subscriptions: list[Subscription]) -> tuple[int, list[Sub
     made: list[Invoice] = []
     with transaction.atomic():
         udrs: dict[int, list[UsageDetailRecord]] = defaultdict(list)
-        for udr in (UsageDetailRecord.objects.select_for_update(of=("self",))
-                    .filter(subscription_id__in=by_pk, state=State.RATED, invoice_line__isnull=True)
-                    .select_related("product__product_type", "title").order_by("usage_at", "pk")):
+        for udr in _rated_to_bill(by_pk):
             udrs[udr.subscription_id].append(udr)
         due = [by_pk[pk] for pk in sorted(udrs) if _rules_met(by_pk[pk].billing_term_scheme, udrs[pk])]
         countries = billing_countries_for(contact_ids=[sub.account.contact_id for sub in due])
@@ -343,6 +341,28 @@ def _bill_due_together(subscriptions: list[Subscription]) -> tuple[int, list[Sub
             left += [subscription_of[account_id] for account_id in errors]
             made += invoices
     return len(made), left
+
+
+# What charging reads of a record (the invoice line's text, amount, currency, day, product).
+_BILLING_FIELDS = ("id", "account_id", "subscription_id", "product_id", "title_id", "usage_at", "amount", "currency",
+                   "rate_reason", "state")
+
+
+def _rated_to_bill(subscription_ids) -> list[UsageDetailRecord]:
+    """The subscriptions' RATED, uninvoiced records, locked, oldest first: only the fields
+    charging reads, and one shared product (with its type) and title object per distinct
+    one — ``select_related`` built three model instances per record and parsed ten
+    timestamps each (~0.25 s per 1,000 records)."""
+    records = list(UsageDetailRecord.objects.select_for_update(of=("self",))
+                   .filter(subscription_id__in=subscription_ids, state=State.RATED, invoice_line__isnull=True)
+                   .only(*_BILLING_FIELDS).order_by("usage_at", "pk"))
+    products = Product.objects.select_related("product_type").in_bulk({udr.product_id for udr in records})
+    titles = ContentTitle.objects.in_bulk({udr.title_id for udr in records if udr.title_id})
+    for udr in records:
+        udr.product = products[udr.product_id]
+        if udr.title_id:
+            udr.title = titles[udr.title_id]
+    return records
 
 
 def _one_per_account(bills: list[tuple]) -> tuple[list[tuple], list[tuple]]:

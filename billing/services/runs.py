@@ -53,6 +53,7 @@ from core.models import AuditEntry
 from core.queueing import signature_queue, signature_queue_on_commit
 from core.refcache import reference_cached
 from core.services import audit_record, sequence_take
+from core.sql import execute as sql_execute
 from core.exceptions import TransitionNotAllowed, ValidationFailed
 from core.validation import Errors, error_add, errors_raise
 from subscriptions.models import Subscription, SubscriptionService
@@ -532,11 +533,20 @@ def bills_write(*, bills: Sequence[AccountBill], run: BillingRun | None, issued_
     _insert(BilledPeriod, ("service_id", "period_start", "period_end", "invoice_line_id", "run_id", "created_at"), periods)
     _insert(AuditEntry, ("content_type_id", "object_pk", "object_repr", "action", "changes", "reasons", "performed_by_id",
                          "channel", "created_at"), audits)
-    if billed_udrs:
-        UsageDetailRecord.objects.filter(pk__in=billed_udrs).update(state=UsageDetailRecord.State.BILLED)
+    _udrs_billed(billed_udrs)
     _one_time_charges_billed(billed_charges)
     invoices_collect_on_commit(invoices)
     return invoices
+
+
+def _udrs_billed(ids: list[int]) -> None:
+    if not ids:
+        return
+    if connection.vendor == "postgresql":  # one array parameter (not an IN list of thousands bound on the client), prepared
+        table = connection.ops.quote_name(UsageDetailRecord._meta.db_table)
+        sql_execute(f"UPDATE {table} SET state = %s WHERE id = ANY(%s)", [UsageDetailRecord.State.BILLED.value, sorted(ids)])
+        return
+    UsageDetailRecord.objects.filter(pk__in=ids).update(state=UsageDetailRecord.State.BILLED)
 
 
 def usage_invoice_write(*, subscription: Subscription, udrs: Sequence[UsageDetailRecord], performed_by=None,

@@ -156,10 +156,14 @@ class CappedCountPaginator(Paginator):
 
 
 def _estimated_rows(queryset) -> int:
+    """The planner's row estimate of the model's table, or of its partitions when it is
+    partitioned (docs/operations.md, scaling out: usage records by month); 0 when never
+    analysed (``reltuples`` is -1 then)."""
     with connections[queryset.db].cursor() as cursor:
-        cursor.execute("SELECT reltuples::bigint FROM pg_class WHERE oid = %s::regclass", [queryset.model._meta.db_table])
-        row = cursor.fetchone()
-    return max(row[0], 0) if row else 0  # -1: never analysed
+        cursor.execute("SELECT coalesce(sum(reltuples) FILTER (WHERE reltuples > 0), 0)::bigint FROM pg_class "
+                       "WHERE oid = %s::regclass OR oid IN (SELECT inhrelid FROM pg_inherits WHERE inhparent = %s::regclass)",
+                       [queryset.model._meta.db_table] * 2)
+        return cursor.fetchone()[0]
 
 
 class LargeTableAdminMixin:

@@ -90,3 +90,14 @@ def test_the_search_finds_a_record_by_its_exact_external_id_with_the_index(three
     searches = [query["sql"] for query in captured.captured_queries if "external_id" in query["sql"] and "WHERE" in query["sql"]]
     assert searches and not any("UPPER(" in sql for sql in searches)  # an indexable comparison, not iexact
     assert list(client.get(UDRS, {"q": wanted.external_id[:-1]}).context["cl"].result_list) == []  # no partial matches
+
+
+def test_the_filters_offer_no_counts_of_the_whole_table(three_orders, agent):
+    client = Client()
+    client.force_login(agent)
+    page = client.get(UDRS).content.decode()
+    assert "Show counts" not in page
+    with CaptureQueriesContext(connection) as captured:
+        client.get(UDRS, {"_facets": "True"})  # asked for anyway: ignored
+    assert not [query for query in captured.captured_queries if "FILTER (WHERE" in query["sql"] or "COUNT(" in query["sql"]
+                and " LIMIT " not in query["sql"] and "billing_usagedetailrecord" in query["sql"]]

@@ -99,5 +99,5 @@ def test_the_filters_offer_no_counts_of_the_whole_table(three_orders, agent):
     assert "Show counts" not in page
     with CaptureQueriesContext(connection) as captured:
         client.get(UDRS, {"_facets": "True"})  # asked for anyway: ignored
-    assert not [query for query in captured.captured_queries if "FILTER (WHERE" in query["sql"] or "COUNT(" in query["sql"]
-                and " LIMIT " not in query["sql"] and "billing_usagedetailrecord" in query["sql"]]
+    sqls = [query["sql"] for query in captured.captured_queries]
+    assert not [sql for sql in sqls if "COUNT(" in sql and "billing_usagedetailrecord" in sql and " LIMIT " not in sql]

@@ -242,7 +242,9 @@ def main() -> int:
     print(f"reference (psycopg COPY of the same {copied} rated rows): {copy_elapsed:.2f}s = {reference_rate:,.0f} rows/s")
     print(f"ratio pipeline/reference: {ratio:.2f}  [target >= {TARGET_RATIO}] {'OK' if ratio >= TARGET_RATIO else 'BELOW TARGET'}")
     print(f"pipeline with {args.workers} worker processes (same backlog, reset to PENDING): {parallel} UDRs in "
-          f"{parallel_elapsed:.2f}s = {parallel_rate:,.0f} UDRs/s, ratio {parallel_rate / reference_rate:.2f}"
+          f"{parallel_elapsed:.2f}s = {parallel_rate:,.0f} UDRs/s  [target >= {TARGET_RATE:,}] "
+          f"{'OK' if parallel_rate >= TARGET_RATE else 'BELOW TARGET'}, ratio {parallel_rate / reference_rate:.2f}  "
+          f"[target >= {TARGET_RATIO}] {'OK' if parallel_rate / reference_rate >= TARGET_RATIO else 'BELOW TARGET'}"
           f"{'' if parallel == args.records else '  WRONG COUNT'}")
     billed_rate = billed / billed_elapsed
     print(f"end to end with instant billing (claim -> rate -> charge -> ledger, 1 worker, chunk {args.chunk_size}): "

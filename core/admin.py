@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
-from django.contrib.admin.utils import lookup_spawns_duplicates
+from django.contrib.admin.utils import get_fields_from_path, lookup_spawns_duplicates
 from django.http import HttpRequest, HttpResponseRedirect
 from django.urls import reverse
 from django.utils.html import format_html
 from django.contrib.contenttypes.models import ContentType
+from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db import connections
 from django.db.models import Q
@@ -186,10 +187,20 @@ class LargeTableAdminMixin:
         term = search_term.strip()
         if not term or not fields or not all(field.startswith("=") for field in fields):
             return super().get_search_results(request, queryset, search_term)
-        wanted = sorted({term, term.upper()})
         condition = Q()
         for field in fields:
-            condition |= Q(**{f"{field[1:]}__in": wanted})
+            path = field[1:]
+            target = get_fields_from_path(self.model, path)[-1]
+            values = []
+            for typed in dict.fromkeys((term, term.upper())):
+                try:  # a term that cannot be this field's value (not a UUID, say) does not match it
+                    values.append(target.to_python(typed))
+                except ValidationError:
+                    continue
+            if values:
+                condition |= Q(**{f"{path}__in": values})
+        if not condition:
+            return queryset.none(), False
         duplicates = any(lookup_spawns_duplicates(self.opts, field[1:]) for field in fields)
         return queryset.filter(condition), duplicates
 

@@ -101,3 +101,19 @@ def test_the_filters_offer_no_counts_of_the_whole_table(three_orders, agent):
         client.get(UDRS, {"_facets": "True"})  # asked for anyway: ignored
     sqls = [query["sql"] for query in captured.captured_queries]
     assert not [sql for sql in sqls if "COUNT(" in sql and "billing_usagedetailrecord" in sql and " LIMIT " not in sql]
+
+
+def test_a_search_of_an_identifier_of_another_type_finds_nothing_instead_of_failing(three_orders, agent):
+    """The provisioning requests are searched by account number, request id (a UUID) or the
+    platform's reference: an account number is not a UUID, a UUID is found either case."""
+    from provisioning.models import ProvisioningRequest
+
+    client = Client()
+    client.force_login(agent)
+    requests = "/admin/provisioning/provisioningrequest/"
+    request = ProvisioningRequest.objects.filter(kind="PURCHASE_PPV").order_by("pk").first()
+    by_account = client.get(requests, {"q": request.account.number})
+    assert by_account.status_code == 200 and request in by_account.context["cl"].result_list
+    for typed in (str(request.request_id), str(request.request_id).upper()):
+        assert list(client.get(requests, {"q": typed}).context["cl"].result_list) == [request]
+    assert list(client.get(requests, {"q": "no-such-thing"}).context["cl"].result_list) == []

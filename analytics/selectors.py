@@ -301,7 +301,7 @@ def subscriber_insight_counts(*, first: date, last: date, segment: dict[str, str
     night_num, night_den = NIGHT_BUYER_SHARE.as_integer_ratio()
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT COUNT(*), COALESCE(SUM(CASE WHEN orders >= {int(NIGHT_BUYER_MIN_ORDERS)} "  # nosec B608: constants
+            f"SELECT COUNT(*), COALESCE(SUM(CASE WHEN orders >= {int(NIGHT_BUYER_MIN_ORDERS)} "  # constants, not input
             f"AND night * {night_den} >= orders * {night_num} THEN 1 ELSE 0 END), 0) FROM ({inner}) per_customer", params)
         customers, night_buyers = cursor.fetchone()
     drop_num, drop_den = AT_RISK_DROP.as_integer_ratio()

@@ -49,7 +49,11 @@ from ..selectors import billing_countries_for
 from .invoicing import _rules_met, usage_bill_if_due
 
 State = UsageDetailRecord.State
-DEFAULT_CHUNK = 500
+# Records per claimed chunk. Each chunk pays fixed costs (the claim's and context queries,
+# the commit and its deferred checks), so larger chunks rate faster — one worker on the
+# benchmark (docs/benchmarks.md): 500 → 9,700 UDRs/s, 1,000 → ~10,000, 5,000 → 14,000 —
+# while holding more row locks for longer (~0.15 s at 2,000) and redoing more after a crash.
+DEFAULT_CHUNK = 2_000
 MAX_RATE_REASON = UsageDetailRecord._meta.get_field("rate_reason").max_length
 MAX_REJECTION = UsageDetailRecord._meta.get_field("rejection_reason").max_length
 

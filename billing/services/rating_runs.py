@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.db import connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import AccountsReceivable
@@ -44,7 +45,7 @@ from core.exceptions import ApplicationError
 from core.sql import fetch_all
 from subscriptions.models import Subscription, SubscriptionService
 
-from ..models import Invoice, UsageDetailRecord
+from ..models import BillingTermScheme, Invoice, UsageDetailRecord
 from ..selectors import billing_countries_for
 from .invoicing import _rules_met, usage_bill_if_due
 
@@ -292,19 +293,20 @@ def udr_bill_due(*, subscription_ids) -> int:
     (``_bill_due_together``); a subscription that cannot be billed that way (another
     currency than its account's, no tax rate) and every subscription on SQLite go through
     ``usage_bill_if_due``, the path an order takes, one at a time."""
-    subscriptions = list(Subscription.objects.select_related("billing_term_scheme", "account")
-                         .filter(pk__in=subscription_ids).order_by("pk"))
-    subscriptions = [sub for sub in subscriptions if sub.billing_term_scheme and _has_usage_rules(sub.billing_term_scheme)]
+    # Only subscriptions on a scheme with usage rules (none, when usage waits for the billing
+    # run), each sharing its scheme object: the few schemes are read once, not once a row.
+    schemes = {scheme.pk: scheme for scheme in BillingTermScheme.objects.filter(
+        Q(max_unbilled_udrs__isnull=False) | Q(max_unbilled_amount__isnull=False))}
+    subscriptions = list(Subscription.objects.select_related("account")
+                         .filter(pk__in=subscription_ids, billing_term_scheme_id__in=schemes).order_by("pk")) if schemes else []
+    for subscription in subscriptions:
+        subscription.billing_term_scheme = schemes[subscription.billing_term_scheme_id]
     invoices, one_by_one = 0, subscriptions
     if connection.vendor == "postgresql" and subscriptions:
         invoices, one_by_one = _bill_due_together(subscriptions)
     for subscription in one_by_one:
         invoices += usage_bill_if_due(subscription=subscription) is not None
     return invoices
-
-
-def _has_usage_rules(scheme) -> bool:
-    return scheme.max_unbilled_udrs is not None or scheme.max_unbilled_amount is not None
 
 
 def _bill_due_together(subscriptions: list[Subscription]) -> tuple[int, list[Subscription]]:

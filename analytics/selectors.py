@@ -116,7 +116,9 @@ def metrics_by_month(*, first: date, last: date, segment: dict[str, str] | None 
                       m_churned_customers=Count("pk", filter=Q(movement=Movement.CHURN)),
                       m_recurring_revenue=Sum("recurring_revenue", default=ZERO), m_ppv_revenue=Sum("ppv_revenue", default=ZERO),
                       m_one_time_revenue=Sum("one_time_revenue", default=ZERO), m_ppv_orders=Sum("ppv_orders", default=0)))
-    by_month = {row["month"]: {key[2:]: value for key, value in row.items() if key.startswith("m_")} for row in rows}
+    # Sums of money in cents (SQLite returns a SUM of decimals with float digits: 8.39000000000000).
+    by_month = {row["month"]: {key[2:]: _cents(value) if isinstance(value, Decimal) else value
+                               for key, value in row.items() if key.startswith("m_")} for row in rows}
     result, month = [], first.replace(day=1)
     while month <= last:
         row = by_month.get(month)
@@ -192,7 +194,7 @@ def customer_value(*, account, as_of: date) -> CustomerValue:
                             one_time=Sum("one_time_revenue", default=ZERO))
     latest = rows.order_by("-month").first()
     segment = {"classification": latest.classification} if latest else None
-    return CustomerValue(lifetime_revenue=totals["recurring"] + totals["ppv"] + totals["one_time"],
+    return CustomerValue(lifetime_revenue=_cents(totals["recurring"] + totals["ppv"] + totals["one_time"]),
                          mrr=latest.mrr if latest else ZERO, churn_rate=churn_rate(last=as_of, segment=segment))
 
 

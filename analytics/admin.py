@@ -19,7 +19,7 @@ from core.exceptions import ValidationFailed
 from . import selectors
 from .charts import Series, bar_chart
 from .filters import Filters, filters_parse
-from .models import AccountMonth, AnalyticsDashboard
+from .models import AnalyticsDashboard
 from .services.mrr import month_end
 
 CSV_COLUMNS = ["month", "mrr", "new", "expansion", "contraction", "churned", "reactivation", "net_new_mrr", "customers",
@@ -29,13 +29,6 @@ CSV_COLUMNS = ["month", "mrr", "new", "expansion", "contraction", "churned", "re
 
 INSIGHT_COLUMNS = ["account", "classification", "orders", "night_orders", "views", "hours", "top_genre", "top_screen",
                    "top_daypart", "night_ppv_buyer", "at_risk"]
-
-
-def _segment_choices() -> dict[str, list[str]]:
-    """The values each segment filter offers (few distinct values; read from the rollup in
-    one pass over it: the distinct combinations, split per filter)."""
-    combinations = list(AccountMonth.objects.order_by().values_list(*selectors.SEGMENTS).distinct())
-    return {key: sorted({combination[n] for combination in combinations}) for n, key in enumerate(selectors.SEGMENTS)}
 
 
 def _charts(months) -> list:
@@ -83,7 +76,7 @@ class AnalyticsDashboardAdmin(ReportPageAdmin):
     def changelist_view(self, request, extra_context=None):
         filters, errors = self._filters(request)
         context = {**self.admin_site.each_context(request), "opts": self.model._meta, "title": "Analytics dashboard",
-                   "errors": errors, "filters": filters, "choices": _segment_choices(), "query": request.GET.urlencode()}
+                   "errors": errors, "filters": filters, "choices": selectors.segment_choices(), "query": request.GET.urlencode()}
         if filters is not None:
             months = selectors.metrics_by_month(first=filters.first, last=filters.last, segment=filters.segment,
                                                 currency=filters.currency)

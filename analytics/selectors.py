@@ -104,6 +104,13 @@ def _amount(kind: str):
     return Sum("movement_amount", filter=Q(movement=kind), default=ZERO)
 
 
+def segment_choices() -> dict[str, list[str]]:
+    """The values each segment filter offers (few distinct values; read from the rollup in
+    one pass over it: the distinct combinations, split per filter)."""
+    combinations = list(AccountMonth.objects.order_by().values_list(*SEGMENTS).distinct())
+    return {key: sorted({combination[n] for combination in combinations}) for n, key in enumerate(SEGMENTS)}
+
+
 def metrics_by_month(*, first: date, last: date, segment: dict[str, str] | None = None,
                      currency: str | None = None) -> list[MonthMetrics]:
     """One row per month from ``first`` to ``last`` (months without rows give zeros)."""

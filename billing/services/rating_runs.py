@@ -286,6 +286,9 @@ def udr_rate_chunk(*, chunk_size: int = DEFAULT_CHUNK) -> ChunkResult:
     return result
 
 
+_CHARGE_FIELDS = ("id", "account_id", "billing_term_scheme_id", "account__id", "account__contact_id", "account__currency")
+
+
 def udr_bill_due(*, subscription_ids) -> int:
     """Bill each subscription whose scheme's usage rules are met now; returns invoices made.
 
@@ -297,7 +300,10 @@ def udr_bill_due(*, subscription_ids) -> int:
     # run), each sharing its scheme object: the few schemes are read once, not once a row.
     schemes = {scheme.pk: scheme for scheme in BillingTermScheme.objects.filter(
         Q(max_unbilled_udrs__isnull=False) | Q(max_unbilled_amount__isnull=False))}
-    subscriptions = list(Subscription.objects.select_related("account")
+    # Only what charging reads (the account's id, contact and currency): full rows of ~2,000
+    # subscriptions and accounts cost ~80 ms a chunk, these ~35. The rare one-by-one path
+    # loads the rest when it needs it.
+    subscriptions = list(Subscription.objects.select_related("account").only(*_CHARGE_FIELDS)
                          .filter(pk__in=subscription_ids, billing_term_scheme_id__in=schemes).order_by("pk")) if schemes else []
     for subscription in subscriptions:
         subscription.billing_term_scheme = schemes[subscription.billing_term_scheme_id]

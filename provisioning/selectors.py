@@ -44,13 +44,24 @@ def requests_due(*, now: datetime, account_id: int | None = None) -> QuerySet[Pr
     """PENDING requests whose time has come and that head their account's queue, oldest
     first. The queue is the account's requests in the order they were written, except that
     CREATE_ACCOUNT goes first: nothing can be done for an account the platform does not
-    have (a decoder installed on a DRAFT subscription is written before its activation)."""
+    have (a decoder installed on a DRAFT subscription is written before its activation).
+
+    A command for a DRAFT subscription of an account the platform was never asked to create
+    (no CREATE_ACCOUNT written, or only cancelled ones) waits for the activation, which
+    writes the CREATE_ACCOUNT: its after-commit task would otherwise send it at once and the
+    platform would refuse it (UNKNOWN_ACCOUNT). When the CREATE_ACCOUNT completes, its own
+    task drains the account's queue and the waiting command goes next."""
+    from subscriptions.models import Subscription
+
     pending = ProvisioningRequest.objects.filter(account=OuterRef("account"), state=State.PENDING)
     earlier = pending.filter(pk__lt=OuterRef("pk"))
     create = Q(kind=Kind.CREATE_ACCOUNT)
+    asked_to_create = ProvisioningRequest.objects.filter(account=OuterRef("account"), kind=Kind.CREATE_ACCOUNT).exclude(
+        state=State.CANCELLED)
+    waits_for_activation = Q(subscription__state=Subscription.State.DRAFT) & ~Exists(asked_to_create)
     queryset = ProvisioningRequest.objects.filter(state=State.PENDING, next_attempt_at__lte=now).filter(
         (create & ~Exists(earlier.filter(create)))
-        | (~create & ~Exists(earlier) & ~Exists(pending.filter(create)))
+        | (~create & ~Exists(earlier) & ~Exists(pending.filter(create)) & ~waits_for_activation)
     )
     if account_id is not None:
         queryset = queryset.filter(account_id=account_id)

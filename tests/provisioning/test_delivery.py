@@ -219,6 +219,48 @@ def test_a_celery_worker_sends_an_order_right_after_it_commits(nagra, zx_billing
     assert nagra.entitlements(subscription.account.number) == {"PPV-SERVICE": "SUBSCRIPTION", "1BQ4": "PPV"}
 
 
+def test_a_decoder_installed_before_activation_waits_for_it_when_its_task_runs_at_once(nagra, zx_billing):
+    # Each request's after-commit task is sent at once by a worker (or in-process, eager:
+    # make run). The decoder's PAIR_DEVICE is written on a DRAFT subscription, before any
+    # CREATE_ACCOUNT exists: sent then, the platform refuses it (UNKNOWN_ACCOUNT).
+    from subscriptions.services.actions import subscription_create
+    from tests.factories import customer_create
+
+    account = customer_create(first_name="Eleni", last_name="Petrou", email="eleni@example.com")
+    subscription = subscription_create(account=account, billing_term_scheme=zx_billing)
+    lifecycle.subscription_service_add(subscription=subscription, product=Product.objects.get(code="PPV-SERVICE"))
+    lifecycle.installed_item_add(subscription=subscription, product=Product.objects.get(code="THOMSON-DECODER"),
+                                 serial_number="TH-8")
+    pair = ProvisioningRequest.objects.get(kind="PAIR_DEVICE")
+
+    assert provisioning_request_send(request_pk=pair.pk) == 0  # its task: nothing sent yet
+    assert states() == [("PAIR_DEVICE", "PENDING")]
+    assert nagra.applied() == []
+
+    lifecycle.subscription_activate(subscription=subscription)
+    provisioning_request_send(request_pk=ProvisioningRequest.objects.get(kind="CREATE_ACCOUNT").pk)  # its task drains the account
+
+    assert states() == [("PAIR_DEVICE", "COMPLETED"), ("CREATE_ACCOUNT", "COMPLETED"), ("ADD_ENTITLEMENT", "COMPLETED")]
+    assert [entry["operation"] for entry in nagra.applied()] == ["CreateAccount", "PairDevice", "AddEntitlement"]
+    assert nagra.state()["accounts"][account.number]["devices"] == {"TH-8": "THOMSON-DECODER"}
+
+
+def test_a_decoder_on_a_draft_subscription_of_an_account_the_platform_has_is_paired_at_once(zx_subscriber, nagra, movie):
+    # Only an account the platform was never asked to create makes a command wait for activation.
+    from subscriptions.services.actions import subscription_create
+
+    draft = subscription_create(account=zx_subscriber.account, billing_term_scheme=zx_subscriber.billing_term_scheme)
+    lifecycle.installed_item_add(subscription=draft, product=Product.objects.get(code="THOMSON-DECODER"), serial_number="TH-6")
+    provisioning_request_send(request_pk=ProvisioningRequest.objects.get(kind="PAIR_DEVICE").pk)
+    usage_order_place(subscription=zx_subscriber, title=movie("LIMITLESS"))
+
+    provisioning_requests_dispatch()
+
+    assert states() == [("CREATE_ACCOUNT", "COMPLETED"), ("ADD_ENTITLEMENT", "COMPLETED"), ("PAIR_DEVICE", "COMPLETED"),
+                        ("PURCHASE_PPV", "COMPLETED")]
+    assert nagra.state()["accounts"][zx_subscriber.account.number]["devices"] == {"TH-6": "THOMSON-DECODER"}
+
+
 def test_the_platform_account_is_created_before_a_decoder_installed_before_activation(nagra, zx_billing):
     from subscriptions.services.actions import subscription_create
     from tests.factories import customer_create

@@ -31,10 +31,9 @@ $(VENV)/.installed-dev: pyproject.toml | $(PY)
 	@touch $@ $(VENV)/.installed-run
 
 # --- make run -----------------------------------------------------------------------------
+# migrate, the Nagra simulator (unless NAGRA_ENDPOINT is set), the demo, runserver: scripts/run.py
 run: $(VENV)/.installed-run
-	$(PY) manage.py migrate --noinput
-	$(PY) manage.py demo_load --base-url http://$(HOST):$(PORT)
-	$(PY) manage.py runserver $(HOST):$(PORT)
+	@$(PY) scripts/run.py --host $(HOST) --port $(PORT)
 
 # --- make test ----------------------------------------------------------------------------
 # The whole suite on real PostgreSQL and Redis (started on free ports by scripts/testenv.py

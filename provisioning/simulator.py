@@ -16,15 +16,18 @@ suite starts one per session. It needs no framework: ``http.server`` threads and
   "times": 1}}}`` (the next calls of an operation fail; ``times`` omitted = until cleared),
   ``{"reset": true}`` (empty state, switches off). ``GET /control`` returns the state and
   the log of applied requests as JSON.
+- ``--state-file PATH`` keeps the state across restarts (``make run`` uses one under
+  ``DATA_DIR``); without it the state lives in memory only (the test suite's).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -58,11 +61,18 @@ class Account:
 
 
 class Platform:
-    """The platform's state and the operations on it (thread-safe: one lock)."""
+    """The platform's state and the operations on it (thread-safe: one lock).
 
-    def __init__(self) -> None:
+    With ``state_file``, the accounts, the answers by request id and the applied log are
+    kept in that JSON file (rewritten after each applied command, atomically) and read back
+    at start, so a restarted sandbox still knows the accounts it created, as a real
+    platform would. The switches are not kept: a restart starts up, with no faults."""
+
+    def __init__(self, state_file: Path | None = None) -> None:
         self.lock = threading.RLock()
+        self.state_file = state_file
         self.reset()
+        self._load()
 
     def reset(self) -> None:
         with self.lock:
@@ -74,11 +84,29 @@ class Platform:
             self.latency_after_apply = 0.0
             self.faults: dict[str, dict[str, Any]] = {}
 
+    def _load(self) -> None:
+        if self.state_file is None or not self.state_file.exists():
+            return
+        data = json.loads(self.state_file.read_text())
+        with self.lock:
+            self.accounts = {account_id: Account(**fields) for account_id, fields in data["accounts"].items()}
+            self.answers, self.applied = data["answers"], data["applied"]
+
+    def _save(self) -> None:
+        if self.state_file is None:
+            return
+        data = {"accounts": {account_id: asdict(account) for account_id, account in self.accounts.items()},
+                "answers": self.answers, "applied": self.applied}
+        partial = self.state_file.with_name(self.state_file.name + ".partial")
+        partial.write_text(json.dumps(data))
+        os.replace(partial, self.state_file)
+
     # --- switches -------------------------------------------------------------------------
     def control(self, data: dict[str, Any]) -> None:
         with self.lock:
             if data.get("reset"):
                 self.reset()
+                self._save()
             for name in ("down", "latency", "latency_after_apply"):
                 if name in data:
                     setattr(self, name, type(getattr(self, name))(data[name]))
@@ -125,6 +153,7 @@ class Platform:
             self.answers[request_id] = answer
             self.applied.append({"requestId": request_id, "operation": operation, "accountId": args.get("accountId"),
                                  "args": args, "reference": answer["reference"]})
+            self._save()
             return answer
 
     def _account(self, args: dict[str, str], *, usable: bool = True) -> Account:
@@ -364,9 +393,10 @@ class SimulatorServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, host: str, port: int, *, credentials: tuple[str, str] | None = None, verbose: bool = False):
+    def __init__(self, host: str, port: int, *, credentials: tuple[str, str] | None = None, verbose: bool = False,
+                 state_file: Path | None = None):
         super().__init__((host, port), SimulatorHandler)
-        self.platform = Platform()
+        self.platform = Platform(state_file)
         self.credentials = credentials
         self.verbose = verbose
         self.address = f"http://{host}:{self.server_address[1]}{SERVICE_PATH}"

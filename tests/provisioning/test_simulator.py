@@ -61,6 +61,44 @@ def test_credentials_are_required_when_the_sandbox_is_started_with_them():
         process.wait(timeout=10)
 
 
+def _simulator_process(port: int, *extra: str) -> subprocess.Popen:
+    process = subprocess.Popen([sys.executable, "manage.py", "nagra_simulator", "--port", str(port), *extra], cwd=ROOT,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(100):
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/smsservice_1.2?wsdl", timeout=1)
+            return process
+        except OSError:
+            time.sleep(0.1)
+    process.terminate()
+    raise AssertionError("the simulator did not start")
+
+
+def test_with_a_state_file_a_restarted_sandbox_still_has_its_accounts(tmp_path):
+    # make run's sandbox: the database remembers the accounts it created there, and so must the platform.
+    port, state = free_port(), tmp_path / "nagra.json"
+    address = f"http://127.0.0.1:{port}/smsservice_1.2"
+    process = _simulator_process(port, "--state-file", str(state))
+    try:
+        client = nagra_client(address=address, credentials=None, connect_timeout=1, operation_timeout=2)
+        created = client.call("CreateAccount", {"requestId": "r-4", "accountId": "AR-4"})
+        assert client.call("PairDevice", {"requestId": "r-5", "accountId": "AR-4", "serialNumber": "TH-4"}).ok
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+    process = _simulator_process(port, "--state-file", str(state))
+    try:
+        client = nagra_client(address=address, credentials=None, connect_timeout=1, operation_timeout=2)
+        entitled = client.call("AddEntitlement", {"requestId": "r-6", "accountId": "AR-4", "productId": "1AQ8"})
+        resent = client.call("CreateAccount", {"requestId": "r-4", "accountId": "AR-4"})
+
+        assert entitled.ok, entitled.error_description
+        assert resent.ok and resent.reference == created.reference  # still idempotent by request id
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
 @pytest.mark.django_db
 def test_the_demo_provider_has_its_distributor_and_decoders(zx_catalog):
     from provisioning.models import ProvisioningProvider

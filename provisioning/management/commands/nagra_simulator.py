@@ -1,5 +1,7 @@
 """``manage.py nagra_simulator --port 8070``: the Nagra sandbox (see provisioning/simulator.py)."""
 
+from pathlib import Path
+
 from django.core.management.base import BaseCommand
 
 from provisioning.simulator import SimulatorServer
@@ -17,9 +19,12 @@ class Command(BaseCommand):
         parser.add_argument("--latency-after-apply", type=float, default=0.0, help="Seconds between applying and answering.")
         parser.add_argument("--down", action="store_true", help="Start down: every SOAP call gets HTTP 503.")
         parser.add_argument("--verbose", action="store_true", help="Log every HTTP request.")
+        parser.add_argument("--state-file", type=Path, default=None,
+                            help="Keep the platform's accounts and applied commands in this JSON file across restarts.")
 
-    def handle(self, *args, host, port, username, password, latency, latency_after_apply, down, verbose, **options):
-        server = SimulatorServer(host, port, credentials=(username, password) if username else None, verbose=verbose)
+    def handle(self, *args, host, port, username, password, latency, latency_after_apply, down, verbose, state_file, **options):
+        server = SimulatorServer(host, port, credentials=(username, password) if username else None, verbose=verbose,
+                                 state_file=state_file)
         server.platform.control({"latency": latency, "latency_after_apply": latency_after_apply, "down": down})
         self.stdout.write(f"Nagra simulator on {server.address} (WSDL: {server.address}?wsdl; switches: POST /control)", ending="\n")
         self.stdout.flush()

@@ -93,7 +93,13 @@ class SubscriptionActionType(Action[Subscription]):
         raise NotImplementedError
 
     def lock(self, subscription: Subscription) -> Subscription:
-        return Subscription.objects.select_for_update().select_related("account", "billing_term_scheme").get(pk=subscription.pk)
+        """The subscription (and its account) locked for the action; its billing term scheme
+        read along but not locked: a bare ``select_for_update()`` locks every joined row, and
+        every order of every subscriber on a scheme then waited for the one before it to
+        commit. ``no_key``: rows written meanwhile that only reference the subscription or
+        the account (FOR KEY SHARE) need not wait either."""
+        return (Subscription.objects.select_for_update(of=("self", "account"), no_key=True)
+                .select_related("account", "billing_term_scheme").get(pk=subscription.pk))
 
 
 ACTION_TYPES: dict[str, SubscriptionActionType] = {}

@@ -147,3 +147,41 @@ def test_two_concurrent_identical_orders_create_one_udr(subscriber, movie):
     assert len(set(outcomes)) == 1 and isinstance(outcomes[0], int), outcomes
     assert UsageDetailRecord.objects.count() == 1
     assert Rental.objects.count() == 1 and ProvisioningRequest.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_order_waits_for_no_other_subscribers_order_on_the_same_scheme(subscriber, vip_subscriber, movie):
+    """Every subscription action locks its subscription (and account); the billing term
+    scheme it reads along is shared by every subscriber on it, so locking it too made each
+    order wait for the one before it to commit."""
+    from django.db import transaction
+
+    from subscriptions.services.actions import ACTION_TYPES, Behavior
+
+    assert connection.vendor == "postgresql", "make test runs this on PostgreSQL"
+    assert subscriber.billing_term_scheme_id == vip_subscriber.billing_term_scheme_id
+    locked, release = threading.Event(), threading.Event()
+
+    def first_order_in_flight():
+        try:
+            with transaction.atomic():
+                ACTION_TYPES[Behavior.ADD_SERVICE_USAGE].lock(subscriber)
+                locked.set()
+                release.wait(10)
+        finally:
+            connection.close()
+
+    holder = threading.Thread(target=first_order_in_flight)
+    holder.start()
+    try:
+        assert locked.wait(10)
+        with connection.cursor() as cursor:
+            cursor.execute("SET lock_timeout = '2s'")  # a wait for the other order's locks fails the test
+        action = usage_order_place(subscription=vip_subscriber, title=movie("LOTR"), usage_at=DAY)
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("RESET lock_timeout")
+        release.set()
+        holder.join()
+
+    assert UsageDetailRecord.objects.get(pk=action.result["udr"]).account_id == vip_subscriber.account_id

@@ -8,7 +8,7 @@ from accounts.models import AccountsReceivable
 from billing.models import UsageDetailRecord
 from catalogs.models import ContentTitle, Product
 from core.exceptions import ApplicationError
-from core.sql import RowPages, select_columns, split_row
+from core.sql import RowPages, fetch_one, instance_from_row, select_columns, split_row
 
 from .models import Rental, Subscription
 
@@ -17,17 +17,25 @@ def subscription_for_orders(*, account: AccountsReceivable, number: str | None =
     """The subscription an order is placed on: the one named, else the account's oldest
     EFFECTIVE subscription (else its oldest open one, so the order is refused with the
     subscription's state as the reason)."""
-    subscriptions = Subscription.objects.filter(account=account).select_related("account")
     if number:
-        subscription = subscriptions.filter(number=number).first()
+        subscription = Subscription.objects.filter(account=account, number=number).first()
         if subscription is None:
             raise ApplicationError(f"No subscription {number} on this account.", code="not_found")
-        return subscription
-    subscription = (subscriptions.filter(state=Subscription.State.EFFECTIVE).order_by("created_at").first()
-                    or subscriptions.exclude(state=Subscription.State.CANCELLED).order_by("created_at").first())
-    if subscription is None:
-        raise ApplicationError("This account has no subscription to order on.", code="no_subscription")
+    else:
+        # Every order without a subscription number asks this: one prepared query.
+        row = fetch_one(_order_subscription_sql(), [account.pk, Subscription.State.CANCELLED, Subscription.State.EFFECTIVE])
+        if row is None:
+            raise ApplicationError("This account has no subscription to order on.", code="no_subscription")
+        subscription = instance_from_row(Subscription, row)
+    Subscription._meta.get_field("account").set_cached_value(subscription, account)
     return subscription
+
+
+@functools.cache
+def _order_subscription_sql() -> str:
+    """The oldest EFFECTIVE subscription of the account, else its oldest one not CANCELLED."""
+    return (f"SELECT {select_columns(Subscription, 's')} FROM {Subscription._meta.db_table} s "
+            "WHERE s.account_id = %s AND s.state <> %s ORDER BY s.state = %s DESC, s.created_at, s.id LIMIT 1")
 
 
 def order_list_for_account(*, account: AccountsReceivable) -> RowPages:
@@ -49,8 +57,14 @@ def _order_count_sql() -> str:
     return f"SELECT count(*) FROM {UsageDetailRecord._meta.db_table} u WHERE u.account_id = %s AND u.source = %s"
 
 
+def order_get(*, pk: int) -> UsageDetailRecord:
+    """One order's usage record with what showing it needs (product, title, subscription,
+    rental), in one prepared query: every order placed is answered with it."""
+    return _order_from_row(fetch_one(_order_one_sql(), [pk]))
+
+
 @functools.cache
-def _order_page_sql() -> str:
+def _order_select() -> str:
     columns = ", ".join(select_columns(model, alias) for model, alias in zip(_ORDER_MODELS, ("u", "p", "t", "s", "r")))
     return (
         f"SELECT {columns} FROM {UsageDetailRecord._meta.db_table} u "
@@ -58,8 +72,17 @@ def _order_page_sql() -> str:
         f"LEFT JOIN {ContentTitle._meta.db_table} t ON t.id = u.title_id "
         f"LEFT JOIN {Subscription._meta.db_table} s ON s.id = u.subscription_id "
         f"LEFT JOIN {Rental._meta.db_table} r ON r.udr_id = u.id "
-        "WHERE u.account_id = %s AND u.source = %s ORDER BY u.usage_at DESC, u.id DESC LIMIT %s OFFSET %s"
     )
+
+
+@functools.cache
+def _order_page_sql() -> str:
+    return _order_select() + "WHERE u.account_id = %s AND u.source = %s ORDER BY u.usage_at DESC, u.id DESC LIMIT %s OFFSET %s"
+
+
+@functools.cache
+def _order_one_sql() -> str:
+    return _order_select() + "WHERE u.id = %s"
 
 
 def _order_from_row(row) -> UsageDetailRecord:

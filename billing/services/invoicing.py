@@ -22,6 +22,7 @@ zero postings); see ``usage_bill_if_due`` for free (VIP) usage.
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -29,17 +30,18 @@ from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Max, Sum
 from django.utils import timezone
 
 from accounts.models import AccountsReceivable
-from catalogs.models import Product, ProductType
+from catalogs.models import ContentTitle, Product, ProductType
 from core.actions import AuditedAction
 from core.choices import Channel
 from core.exceptions import TransitionNotAllowed
 from core.queueing import signature_queue_on_commit
 from core.services import audit_record, sequence_next
+from core.sql import fetch_all, select_columns, split_row
 from core.validation import Errors, error_add, errors_raise
 
 from ..models import CreditNote, CreditNoteLine, Invoice, InvoiceLine, JournalEntry, UsageDetailRecord
@@ -444,9 +446,7 @@ def usage_bill_if_due(*, subscription, performed_by=None, channel: str = Channel
     if scheme is None or (scheme.max_unbilled_udrs is None and scheme.max_unbilled_amount is None):
         return None
     with transaction.atomic():
-        udrs = list(UsageDetailRecord.objects.select_for_update(of=("self",))
-                    .filter(subscription=subscription, state=UsageDetailRecord.State.RATED, invoice_line__isnull=True)
-                    .select_related("product__product_type", "title").order_by("usage_at", "pk"))
+        udrs = _unbilled_usage_locked(subscription)
         if not udrs or not _rules_met(scheme, udrs):
             return None
         # One invoice per currency (an account's catalogs normally share one).
@@ -454,6 +454,35 @@ def usage_bill_if_due(*, subscription, performed_by=None, channel: str = Channel
         for currency in sorted({udr.currency for udr in udrs}):
             invoice = _usage_invoice(subscription, [udr for udr in udrs if udr.currency == currency], performed_by, channel) or invoice
         return invoice
+
+
+def _unbilled_usage_locked(subscription) -> list[UsageDetailRecord]:
+    """The subscription's RATED records not on an invoice yet, oldest first, locked, each with
+    its product (and product type) and title: one prepared query (``core.sql``), as every
+    order on an instantly billed scheme asks it."""
+    models = (UsageDetailRecord, Product, ProductType, ContentTitle)
+    udrs = []
+    for row in fetch_all(_unbilled_usage_sql(connection.vendor), [subscription.pk, UsageDetailRecord.State.RATED]):
+        udr, product, product_type, title = split_row(row, models)
+        Product._meta.get_field("product_type").set_cached_value(product, product_type)
+        UsageDetailRecord._meta.get_field("product").set_cached_value(udr, product)
+        UsageDetailRecord._meta.get_field("title").set_cached_value(udr, title)
+        udrs.append(udr)
+    return udrs
+
+
+@functools.cache
+def _unbilled_usage_sql(vendor: str) -> str:
+    columns = ", ".join(select_columns(model, alias) for model, alias in
+                        ((UsageDetailRecord, "u"), (Product, "p"), (ProductType, "pt"), (ContentTitle, "t")))
+    lines = InvoiceLine._meta
+    return (f"SELECT {columns} FROM {UsageDetailRecord._meta.db_table} u "
+            f"JOIN {Product._meta.db_table} p ON p.id = u.product_id "
+            f"JOIN {ProductType._meta.db_table} pt ON pt.id = p.product_type_id "
+            f"LEFT JOIN {ContentTitle._meta.db_table} t ON t.id = u.title_id "
+            f"WHERE u.subscription_id = %s AND u.state = %s "
+            f"AND NOT EXISTS (SELECT 1 FROM {lines.db_table} l WHERE l.{lines.get_field('udr').column} = u.id) "
+            f"ORDER BY u.usage_at, u.id" + (" FOR UPDATE OF u" if vendor == "postgresql" else ""))
 
 
 def _usage_invoice(subscription, udrs: list[UsageDetailRecord], performed_by, channel: str) -> Invoice | None:

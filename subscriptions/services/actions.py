@@ -17,19 +17,23 @@ one — now or at a scheduled date — goes through ``subscription_act``:
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, ClassVar
 
-from django.db import IntegrityError, models, transaction
+from django.db import IntegrityError, connection, models, transaction
 from django.utils import timezone
 
 from accounts.models import AccountsReceivable
+from billing.models import BillingTermScheme
+from catalogs.models import Product
 from core.actions import Action, ActionRejected
 from core.choices import Channel
 from core.exceptions import ApplicationError, Conflict, ValidationFailed
 from core.services import audit_record, sequence_next
+from core.sql import fetch_all, fetch_one, instance_from_row, select_columns, split_row
 
 from ..models import Device, InstalledItem, Subscription, SubscriptionAction, SubscriptionService
 
@@ -93,13 +97,31 @@ class SubscriptionActionType(Action[Subscription]):
         raise NotImplementedError
 
     def lock(self, subscription: Subscription) -> Subscription:
-        """The subscription (and its account) locked for the action; its billing term scheme
-        read along but not locked: a bare ``select_for_update()`` locks every joined row, and
-        every order of every subscriber on a scheme then waited for the one before it to
-        commit. ``no_key``: rows written meanwhile that only reference the subscription or
-        the account (FOR KEY SHARE) need not wait either."""
-        return (Subscription.objects.select_for_update(of=("self", "account"), no_key=True)
-                .select_related("account", "billing_term_scheme").get(pk=subscription.pk))
+        """The subscription (and its account) locked for the action, with its billing term
+        scheme read along but not locked: locking every joined row (a bare
+        ``select_for_update()``) made every order of every subscriber on a scheme wait for
+        the one before it to commit. ``FOR NO KEY UPDATE``: rows written meanwhile that
+        only reference the subscription or the account (FOR KEY SHARE) need not wait either.
+        Hand-written and prepared (``core.sql``): every action and every order runs it."""
+        row = fetch_one(_lock_sql(connection.vendor), [subscription.pk])
+        if row is None:
+            raise Subscription.DoesNotExist(f"No subscription {subscription.pk}.")
+        locked, account, scheme = split_row(row, _LOCKED_MODELS)
+        Subscription._meta.get_field("account").set_cached_value(locked, account)
+        Subscription._meta.get_field("billing_term_scheme").set_cached_value(locked, scheme)
+        return locked
+
+
+_LOCKED_MODELS = (Subscription, AccountsReceivable, BillingTermScheme)
+
+
+@functools.cache
+def _lock_sql(vendor: str) -> str:
+    columns = ", ".join(select_columns(model, alias) for model, alias in zip(_LOCKED_MODELS, ("s", "a", "b")))
+    lock = " FOR NO KEY UPDATE OF s, a" if vendor == "postgresql" else ""  # SQLite locks the whole database on write
+    return (f"SELECT {columns} FROM {Subscription._meta.db_table} s "
+            f"JOIN {AccountsReceivable._meta.db_table} a ON a.id = s.account_id "
+            f"JOIN {BillingTermScheme._meta.db_table} b ON b.id = s.billing_term_scheme_id WHERE s.id = %s{lock}")
 
 
 ACTION_TYPES: dict[str, SubscriptionActionType] = {}
@@ -248,7 +270,16 @@ def subscription_create(*, account: AccountsReceivable, billing_term_scheme, per
 
 
 def effective_termed_products(subscription: Subscription) -> list:
-    return [service.product for service in subscription.services.select_related("product").filter(state=State.EFFECTIVE)]
+    """The products of the subscription's EFFECTIVE services (in the order they were added):
+    what an order's catalog condition is checked against. Prepared (``core.sql``): every
+    order asks it."""
+    return [instance_from_row(Product, row) for row in fetch_all(_effective_products_sql(), [subscription.pk, State.EFFECTIVE])]
+
+
+@functools.cache
+def _effective_products_sql() -> str:
+    return (f"SELECT {select_columns(Product, 'p')} FROM {SubscriptionService._meta.db_table} ss "
+            f"JOIN {Product._meta.db_table} p ON p.id = ss.product_id WHERE ss.subscription_id = %s AND ss.state = %s ORDER BY ss.id")
 
 
 __all__ = [

@@ -32,6 +32,7 @@ from provisioning.models import ProvisioningRequest
 from provisioning.services.outbox import provisioning_request_add
 
 from ..models import Device, Rental, Subscription, SubscriptionAction
+from ..selectors_orders import order_get
 from .actions import Behavior, State, SubscriptionActionType, action_type_register, effective_termed_products, subscription_act
 
 
@@ -149,4 +150,4 @@ def usage_order_place(
 
 def order_udr(action: SubscriptionAction) -> UsageDetailRecord:
     """The order's UDR with what showing it needs (one query: the API answers every order with it)."""
-    return UsageDetailRecord.objects.select_related("product", "title", "subscription", "rental").get(pk=action.result["udr"])
+    return order_get(pk=action.result["udr"])

@@ -83,7 +83,10 @@ def reference_version(group: str) -> tuple[int, int] | None:
 def versions_read_once() -> Iterator[None]:
     """Within the block, each group's version is read from the database once. Only for work
     that changes no reference data (a read-only request): a change it made would not be
-    seen by its own later reads."""
+    seen by its own later reads. Within such a block already, it changes nothing."""
+    if _read_once.get() is not None:
+        yield
+        return
     token = _read_once.set({})
     try:
         yield

@@ -48,10 +48,17 @@ def execute(sql: str, params: Sequence) -> int:
     return _run(sql, params, lambda cursor: cursor.rowcount)
 
 
-def _run(sql: str, params: Sequence, fetch, binary: bool = False):
+def execute_many(sql: str, params_seq: Sequence[Sequence]) -> None:
+    """Run a statement once per parameter row, bound server-side and prepared as
+    ``execute`` is; psycopg sends the rows in pipeline mode, so a few rows cost one round
+    trip (a COPY costs two)."""
+    _run(sql, params_seq, lambda cursor: None, many=True)
+
+
+def _run(sql: str, params: Sequence, fetch, binary: bool = False, many: bool = False):
     if connection.vendor != "postgresql":
         with connection.cursor() as cursor:
-            cursor.execute(sql, params)
+            (cursor.executemany if many else cursor.execute)(sql, params)
             return fetch(cursor)
     # connection.cursor(), with psycopg's server-binding cursor instead of Django's
     # client-binding one (which cannot prepare).
@@ -61,6 +68,8 @@ def _run(sql: str, params: Sequence, fetch, binary: bool = False):
     with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
         def execute(sql, params, many, context):
             connection.validate_no_broken_transaction()
+            if many:
+                return cursor.executemany(sql, params)
             return cursor.execute(sql, params, binary=binary)
 
         executor = execute
@@ -68,11 +77,11 @@ def _run(sql: str, params: Sequence, fetch, binary: bool = False):
             executor = functools.partial(wrapper, executor)
         started = time.monotonic()
         try:
-            executor(sql, params, False, {"connection": connection, "cursor": cursor})
+            executor(sql, params, many, {"connection": connection, "cursor": cursor})
         finally:
-            if connection.queries_logged:
-                connection.queries_log.append({"sql": connection.ops.compose_sql(sql, params),
-                                               "time": f"{time.monotonic() - started:.3f}"})
+            if connection.queries_logged:  # an executemany is one entry, as Django logs its own
+                logged = f"{len(params)} times: {sql}" if many else connection.ops.compose_sql(sql, params)
+                connection.queries_log.append({"sql": logged, "time": f"{time.monotonic() - started:.3f}"})
         return fetch(cursor)
 
 

@@ -38,6 +38,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
+from time import monotonic as time_monotonic
 
 from django.contrib.contenttypes.models import ContentType
 from django.db import connection, transaction
@@ -54,6 +55,7 @@ from core.queueing import signature_queue, signature_queue_on_commit
 from core.refcache import reference_cached
 from core.services import audit_record, sequence_take
 from core.sql import execute as sql_execute
+from core.sql import execute_many as sql_execute_many
 from core.exceptions import TransitionNotAllowed, ValidationFailed
 from core.validation import Errors, error_add, errors_raise
 from subscriptions.models import Subscription, SubscriptionService
@@ -437,6 +439,9 @@ def _reserve_ids_many(counts: dict) -> dict:
     return ids
 
 
+_FEW_ROWS = 20  # up to this many rows an INSERT beats a COPY
+
+
 def _insert(model, columns: Sequence[str], rows: list[tuple]) -> None:
     """Insert rows: COPY on PostgreSQL (the fast path), bulk_create elsewhere."""
     if not rows:
@@ -447,9 +452,19 @@ def _insert(model, columns: Sequence[str], rows: list[tuple]) -> None:
     from psycopg.types.json import Jsonb
 
     names = ", ".join(f'"{model._meta.get_field(column).column}"' for column in columns)
-    with connection.cursor() as cursor, cursor.cursor.copy(f'COPY "{model._meta.db_table}" ({names}) FROM STDIN') as copy:
-        for row in rows:
-            copy.write_row([Jsonb(value) if isinstance(value, (dict, list)) else value for value in row])
+    values = [[Jsonb(value) if isinstance(value, (dict, list)) else value for value in row] for row in rows]
+    if len(rows) <= _FEW_ROWS:
+        # An order's invoice: a COPY costs two round trips (start, then data and end); a
+        # prepared INSERT, sent by executemany in pipeline mode, one for all its rows.
+        sql_execute_many(f'INSERT INTO "{model._meta.db_table}" ({names}) VALUES ({", ".join(["%s"] * len(columns))})', values)
+        return
+    statement = f'COPY "{model._meta.db_table}" ({names}) FROM STDIN'
+    started = time_monotonic()
+    with connection.cursor() as cursor, cursor.cursor.copy(statement) as copy:
+        for row in values:
+            copy.write_row(row)
+    if connection.queries_logged:  # psycopg's own cursor bypasses Django's query log: one entry, as for an INSERT
+        connection.queries_log.append({"sql": f"{statement} ({len(values)} rows)", "time": f"{time_monotonic() - started:.3f}"})
 
 
 def bills_write(*, bills: Sequence[AccountBill], run: BillingRun | None, issued_on: date, errors: dict[int, str],

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import Max
-
 from core.exceptions import ApplicationError
 from core.queueing import signature_queue_on_commit
+from core.sql import fetch_one
 
 from ..commands import ACCOUNT_REACTIVATE, ACCOUNT_SUSPEND, ACCOUNT_TERMINATE, ACCOUNT_UPDATE, command_allowed
 from ..models import ProvisioningProvider, ProvisioningRequest
@@ -26,7 +25,9 @@ def _sequence_next(subscription) -> int:
     """The subscription's next sequence number. Callers hold the subscription's row lock
     (every subscription action does), so max + 1 cannot be taken twice; the unique
     constraint would stop it if it were."""
-    last = ProvisioningRequest.objects.filter(subscription=subscription).aggregate(last=Max("sequence"))["last"]
+    # Every order writes a request: prepared (core.sql), not built by the ORM each time.
+    last = fetch_one(f"SELECT MAX(sequence) FROM {ProvisioningRequest._meta.db_table} WHERE subscription_id = %s",
+                     [subscription.pk])[0]
     return (last or 0) + 1
 
 

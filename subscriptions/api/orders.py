@@ -24,6 +24,7 @@ from core.api.scoping import OwnedObjectMixin
 from core.api.serializers import ModelSerializer
 from core.choices import Channel, Screen
 from core.exceptions import NotFound
+from core.refcache import versions_read_once
 
 from ..models import Subscription, SubscriptionService
 from ..selectors_orders import order_list_for_account, subscription_for_orders
@@ -138,6 +139,10 @@ class OrderListView(GenericAPIView):
                    tags=["orders"])
     @idempotent_atomic
     def post(self, request):
+        with versions_read_once():  # an order changes no reference data: the titles are looked up once (core.refcache)
+            return self._place(request)
+
+    def _place(self, request):
         payload = OrderRequestSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         data = payload.validated_data
@@ -199,6 +204,10 @@ class DeviceOrderView(GenericAPIView):
                    summary="Order a PPV movie from the device (the remote's BUY button)", tags=["device"])
     @idempotent_atomic
     def post(self, request):
+        with versions_read_once():  # as for a portal order
+            return self._place(request)
+
+    def _place(self, request):
         payload = DeviceOrderRequestSerializer(data=request.data)
         payload.is_valid(raise_exception=True)
         credential = request.user.credential

@@ -185,8 +185,7 @@ def _execute(action_type: SubscriptionActionType, subscription: Subscription, re
     behavior = action_type.behavior
     with transaction.atomic():
         locked = action_type.lock(subscription)
-        previous = SubscriptionAction.objects.filter(transaction_reference=reference).exclude(
-            pk=scheduled.pk if scheduled else None).first()
+        previous = _action_with_reference(reference, other_than=scheduled)
         if previous is not None:
             return _replay(previous, locked, behavior)
         reasons = action_type.check(locked, **params)
@@ -207,6 +206,19 @@ def _execute(action_type: SubscriptionActionType, subscription: Subscription, re
     except IntegrityError:  # a concurrent twin recorded its outcome first
         return _replay(SubscriptionAction.objects.get(transaction_reference=reference), subscription, behavior)
     raise ActionRejected(action_type.label, reasons)
+
+
+def _action_with_reference(reference: str, *, other_than: SubscriptionAction | None) -> SubscriptionAction | None:
+    """The action already recorded under this (unique) transaction reference, other than
+    ``other_than``; prepared (``core.sql``), as every action and order asks it."""
+    row = fetch_one(_action_by_reference_sql(), [reference, other_than.pk if other_than else 0])
+    return instance_from_row(SubscriptionAction, row) if row else None
+
+
+@functools.cache
+def _action_by_reference_sql() -> str:
+    return (f"SELECT {select_columns(SubscriptionAction, 'x')} FROM {SubscriptionAction._meta.db_table} x "
+            "WHERE x.transaction_reference = %s AND x.id <> %s")
 
 
 def subscription_action_cancel(*, action: SubscriptionAction, performed_by=None) -> SubscriptionAction:

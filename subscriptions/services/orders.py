@@ -28,6 +28,7 @@ from catalogs.rating import RateQuote, rate_usage, title_ppv_product
 from catalogs.selectors import title_is_available
 from core.choices import Channel, Screen
 from core.exceptions import ApplicationError, ValidationFailed
+from core.refcache import versions_read_once
 from provisioning.models import ProvisioningRequest
 from provisioning.services.outbox import provisioning_request_add
 
@@ -141,11 +142,14 @@ def usage_order_place(
         title = product.titles.first()
     if screen is not None and screen not in Screen.values:
         raise ValidationFailed("Unknown screen.", fields={"screen": [f"Choose one of {', '.join(Screen.values)}."]})
-    return subscription_act(
-        subscription=subscription, behavior=Behavior.ADD_SERVICE_USAGE, transaction_reference=transaction_reference,
-        performed_by=performed_by, channel=channel, product=product, title=title, device=device, screen=screen,
-        usage_at=usage_at or timezone.now(),
-    )
+    # An order changes no reference data (catalogs, titles, tax rates, ledger accounts), so
+    # each group's version is read once for the whole order, not at every look (core.refcache).
+    with versions_read_once():
+        return subscription_act(
+            subscription=subscription, behavior=Behavior.ADD_SERVICE_USAGE, transaction_reference=transaction_reference,
+            performed_by=performed_by, channel=channel, product=product, title=title, device=device, screen=screen,
+            usage_at=usage_at or timezone.now(),
+        )
 
 
 def order_udr(action: SubscriptionAction) -> UsageDetailRecord:

@@ -85,6 +85,34 @@ def _run(sql: str, params: Sequence, fetch, binary: bool = False, many: bool = F
         return fetch(cursor)
 
 
+def insert(instance: M) -> M:
+    """INSERT a new model instance as ``instance.save()`` does — each field's ``pre_save``
+    (``auto_now_add``, defaults already set by the constructor), its value prepared for the
+    database — with the statement written once per model and, on PostgreSQL, prepared:
+    the ORM's insert compiler cost ~0.3 ms of Python per row on the order path. No
+    ``pre_save``/``post_save`` signals are sent (the project connects none). Sets the
+    primary key and returns the instance."""
+    model = type(instance)
+    fields = _insert_fields(model)
+    values = [field.get_db_prep_save(field.pre_save(instance, True), connection=connection) for field in fields]
+    instance.pk = fetch_one(_insert_sql(model), values)[0]
+    instance._state.adding, instance._state.db = False, connection.alias
+    return instance
+
+
+@functools.cache
+def _insert_fields(model: type[Model]) -> tuple:
+    return tuple(field for field in model._meta.concrete_fields if field is not model._meta.auto_field)
+
+
+@functools.cache
+def _insert_sql(model: type[Model]) -> str:
+    quote = connection.ops.quote_name
+    fields = _insert_fields(model)
+    return (f"INSERT INTO {quote(model._meta.db_table)} ({', '.join(quote(field.column) for field in fields)}) "
+            f"VALUES ({', '.join(['%s'] * len(fields))}) RETURNING {quote(model._meta.pk.column)}")
+
+
 class RowPages:
     """A hand-written list a paginator can page through: ``count()`` runs ``count_sql``,
     ``rows[a:b]`` runs ``page_sql`` with ``LIMIT``/``OFFSET`` parameters appended and turns

@@ -13,6 +13,7 @@ from typing import Any
 from core.exceptions import ApplicationError
 from core.queueing import signature_queue_on_commit
 from core.sql import fetch_one
+from core.sql import insert as sql_insert
 
 from ..commands import ACCOUNT_REACTIVATE, ACCOUNT_SUSPEND, ACCOUNT_TERMINATE, ACCOUNT_UPDATE, command_allowed
 from ..models import ProvisioningProvider, ProvisioningRequest
@@ -42,11 +43,11 @@ def provisioning_request_add(
     if not command_allowed(cause, kind):
         raise ApplicationError(f"{cause} does not send {kind} to the platform (see provisioning/commands.py).",
                                code="provisioning_command_unmapped")
-    request = ProvisioningRequest.objects.create(
+    request = sql_insert(ProvisioningRequest(
         provider=provider or provider_default(), account=account, subscription=subscription, action=action, kind=kind,
         cause=cause, parameters={"account": account.number, **(parameters or {})},
         sequence=_sequence_next(subscription) if subscription is not None else None,
-    )
+    ))
     from ..tasks import provisioning_request_send_task
 
     signature_queue_on_commit(provisioning_request_send_task.s(request.pk), recovered_by="the provisioning dispatcher")

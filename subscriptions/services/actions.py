@@ -33,7 +33,7 @@ from core.actions import Action, ActionRejected
 from core.choices import Channel
 from core.exceptions import ApplicationError, Conflict, ValidationFailed
 from core.services import audit_record, sequence_next
-from core.sql import fetch_all, fetch_one, instance_from_row, select_columns, split_row
+from core.sql import execute, fetch_all, fetch_one, insert, instance_from_row, select_columns, split_row
 
 from ..models import Device, InstalledItem, Subscription, SubscriptionAction, SubscriptionService
 
@@ -193,9 +193,12 @@ def _execute(action_type: SubscriptionActionType, subscription: Subscription, re
             row = scheduled or SubscriptionAction(subscription=locked, behavior=behavior, performed_by=user, channel=channel,
                                                   transaction_reference=reference, parameters=parameters_to_json(params))
             row.state, row.executed_at = ActionState.EXECUTED, timezone.now()
-            row.save()
+            if scheduled:
+                row.save()
+            else:
+                insert(row)  # every order writes one: prepared (core.sql)
             row.result = action_type.process(locked, action=row, **params) or {}
-            row.save(update_fields=["result"])
+            _result_save(row)
             return row
     try:
         with transaction.atomic():
@@ -206,6 +209,13 @@ def _execute(action_type: SubscriptionActionType, subscription: Subscription, re
     except IntegrityError:  # a concurrent twin recorded its outcome first
         return _replay(SubscriptionAction.objects.get(transaction_reference=reference), subscription, behavior)
     raise ActionRejected(action_type.label, reasons)
+
+
+def _result_save(action: SubscriptionAction) -> None:
+    """``action.save(update_fields=["result"])``, prepared."""
+    field = SubscriptionAction._meta.get_field("result")
+    execute(f"UPDATE {SubscriptionAction._meta.db_table} SET {field.column} = %s WHERE id = %s",
+            [field.get_db_prep_save(action.result, connection=connection), action.pk])
 
 
 def _action_with_reference(reference: str, *, other_than: SubscriptionAction | None) -> SubscriptionAction | None:

@@ -29,6 +29,7 @@ from catalogs.selectors import title_is_available
 from core.choices import Channel, Screen
 from core.exceptions import ApplicationError, ValidationFailed
 from core.refcache import versions_read_once
+from core.sql import insert as sql_insert
 from provisioning.models import ProvisioningRequest
 from provisioning.services.outbox import provisioning_request_add
 
@@ -100,16 +101,16 @@ class AddServiceUsage(SubscriptionActionType):
     def process(self, subscription: Subscription, *, action: SubscriptionAction, product: Product, usage_at: datetime,
                 title: ContentTitle | None = None, device: Device | None = None, screen: str | None = None, **params: Any):
         quote = self._validated_quote(subscription, product, usage_at)
-        udr = UsageDetailRecord.objects.create(
+        udr = sql_insert(UsageDetailRecord(
             account=subscription.account, subscription=subscription, product=product, title=title, catalog=quote.catalog,
             usage_service=quote.usage_service, tier=quote.tier, device=device, usage_at=usage_at, channel=action.channel,
             source="ORDER", external_id=action.transaction_reference, amount=quote.amount, currency=quote.currency,
             rate_reason=quote.reason[:300], state=UsageDetailRecord.State.RATED,
-        )
+        ))
         rental = None
         if title is not None:
-            rental = Rental.objects.create(account=subscription.account, title=title, udr=udr, starts_at=usage_at,
-                                           ends_at=usage_at + timedelta(hours=settings.RENTAL_HOURS))
+            rental = sql_insert(Rental(account=subscription.account, title=title, udr=udr, starts_at=usage_at,
+                                       ends_at=usage_at + timedelta(hours=settings.RENTAL_HOURS)))
         provisioning_request_add(
             kind=ProvisioningRequest.Kind.PURCHASE_PPV, cause=action.behavior, account=subscription.account,
             subscription=subscription, action=action, provider=quote.catalog.provider,

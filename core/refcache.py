@@ -15,8 +15,9 @@ owning the tables), in the writer's own transaction. So:
   repeat: each bump takes a number from a sequence, and sequences never go back;
 * reading the version is one primary-key lookup per use — the price of being exact —
   except inside ``versions_read_once()`` (the middleware wraps every GET and HEAD request
-  in it): there each group's version is read once and holds for the rest of the block, as
-  a request that only reads sees the reference data of the moment it looked first.
+  in it, and an order is placed in it): there every group's version is read at the first
+  look, in one query, and holds for the rest of the block, as a request that only reads
+  sees the reference data of the moment it looked first.
 
 On databases without the triggers (the SQLite default of ``make run``) nothing is kept:
 ``load()`` runs every time, which is correct and only slower.
@@ -31,11 +32,12 @@ from typing import Any, TypeVar
 
 from django.db import connection
 
-from core.sql import fetch_one
+from core.sql import fetch_all, fetch_one
 
 T = TypeVar("T")
 
 _memo: dict[tuple[str, str, str], tuple[tuple[int, int], Any]] = {}
+_READ = "(read)"  # not a group name
 _read_once: ContextVar[dict[str, tuple[int, int]] | None] = ContextVar("refcache_read_once", default=None)
 
 BUMP_FUNCTION = """
@@ -70,13 +72,14 @@ def reference_version(group: str) -> tuple[int, int] | None:
     if connection.vendor != "postgresql":
         return None
     seen = _read_once.get()
-    if seen is not None and group in seen:
-        return seen[group]
-    row = fetch_one("SELECT counter, writer FROM core_referenceversion WHERE name = %s", [group])
-    version = (row[0], row[1]) if row else (0, 0)
     if seen is not None:
-        seen[group] = version
-    return version
+        if not seen:  # the block's first look reads every group's version (a handful of rows): one query, not one per group
+            seen.update({name: (counter, writer) for name, counter, writer in
+                         fetch_all("SELECT name, counter, writer FROM core_referenceversion", [])})
+            seen[_READ] = (0, 0)  # marks the block's versions as read (even with no group bumped yet)
+        return seen.get(group, (0, 0))
+    row = fetch_one("SELECT counter, writer FROM core_referenceversion WHERE name = %s", [group])
+    return (row[0], row[1]) if row else (0, 0)
 
 
 @contextlib.contextmanager

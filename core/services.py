@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from core.exceptions import ApplicationError, Conflict, ValidationFailed
 from core.models import AuditEntry, IdempotencyRecord, NumberSequence
+from core.sql import execute as sql_execute
 
 
 def audit_record(
@@ -122,10 +123,18 @@ def idempotent_call_atomic(
             if status >= 500:
                 record.delete()
             else:
-                record.update(state=IdempotencyRecord.State.COMPLETED, response_status=status, response_body=body)
+                _record_complete(claimed[0], status, body)
     if refusal is not None:
         raise refusal
     return status, body, False
+
+
+def _record_complete(pk: int, status: int, body: Any) -> None:
+    """Keep the response on the claimed record: a prepared UPDATE (``core.sql``), as every
+    order with an Idempotency-Key ends with it."""
+    body_field = IdempotencyRecord._meta.get_field("response_body")
+    sql_execute(f"UPDATE {IdempotencyRecord._meta.db_table} SET state = %s, response_status = %s, response_body = %s WHERE id = %s",
+                [IdempotencyRecord.State.COMPLETED.value, status, body_field.get_db_prep_save(body, connection=connection), pk])
 
 
 def _replay_recorded(scope: str, key: str, fingerprint: str) -> tuple[int, Any, bool]:

@@ -43,6 +43,7 @@ import django  # noqa: E402
 
 django.setup()
 
+from django.conf import settings  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.db import connection, transaction  # noqa: E402
 from django.db.models import Count  # noqa: E402
@@ -51,7 +52,7 @@ from django.utils import timezone  # noqa: E402
 from accounts.models import AccountsReceivable  # noqa: E402
 from billing.demo import demo_billing_load  # noqa: E402
 from billing.models import BillingTermScheme, UsageDetailRecord  # noqa: E402
-from billing.services.rating_runs import DEFAULT_CHUNK, udr_rating_claim_and_rate  # noqa: E402
+from billing.services.rating_runs import udr_rating_claim_and_rate  # noqa: E402
 from catalogs.demo import demo_catalog_load  # noqa: E402
 from catalogs.models import Product  # noqa: E402
 from subscriptions.models import Subscription, SubscriptionService  # noqa: E402
@@ -214,7 +215,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=50_000)
     parser.add_argument("--accounts", type=int, default=2_000)
-    parser.add_argument("--chunk-size", type=int, default=DEFAULT_CHUNK, help="Default: the rating task's own.")
+    parser.add_argument("--chunk-size", type=int, default=settings.RATING_CHUNK_SIZE,
+                        help="Default: the rating task's own (RATING_CHUNK_SIZE).")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2, help="Processes for the parallel run.")
     parser.add_argument("--billed", type=int, default=1_000, help="Records for the end-to-end run with instant billing.")
     args = parser.parse_args()

@@ -9,18 +9,21 @@ import math
 import time
 
 from celery import shared_task
+from django.conf import settings
 
 from .models import UsageDetailRecord
-from .services.rating_runs import DEFAULT_CHUNK, udr_rating_claim_and_rate
+from .services.rating_runs import udr_rating_claim_and_rate
 
 TIME_BUDGET_SECONDS = 50.0
 PARALLEL_TASKS = 4
 
 
 @shared_task
-def udr_rating_task(chunk_size: int = DEFAULT_CHUNK, time_budget_seconds: float = TIME_BUDGET_SECONDS) -> int:
-    """Rate chunks until none is left (or other workers hold the rest) or the time budget is
-    spent, so a task never outlives the next dispatch by much. Returns records processed."""
+def udr_rating_task(chunk_size: int | None = None, time_budget_seconds: float = TIME_BUDGET_SECONDS) -> int:
+    """Rate chunks (``RATING_CHUNK_SIZE`` records each unless given) until none is left (or
+    other workers hold the rest) or the time budget is spent, so a task never outlives the
+    next dispatch by much. Returns records processed."""
+    chunk_size = chunk_size or settings.RATING_CHUNK_SIZE
     deadline = time.monotonic() + time_budget_seconds
     done = 0
     while time.monotonic() < deadline:
@@ -32,9 +35,10 @@ def udr_rating_task(chunk_size: int = DEFAULT_CHUNK, time_budget_seconds: float 
 
 
 @shared_task
-def udr_rating_dispatch_task(parallel: int = PARALLEL_TASKS, chunk_size: int = DEFAULT_CHUNK) -> int:
+def udr_rating_dispatch_task(parallel: int = PARALLEL_TASKS, chunk_size: int | None = None) -> int:
     """Start enough rating tasks for the backlog, at most ``parallel`` (beat: every minute).
     Returns how many were started."""
+    chunk_size = chunk_size or settings.RATING_CHUNK_SIZE
     pending = UsageDetailRecord.objects.filter(state=UsageDetailRecord.State.PENDING).count()
     tasks = min(parallel, math.ceil(pending / chunk_size))
     for _ in range(tasks):

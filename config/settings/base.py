@@ -300,6 +300,9 @@ NAGRA_OPERATION_TIMEOUT = float(env_str("NAGRA_OPERATION_TIMEOUT", "10"))
 NAGRA_RETRY_BASE_SECONDS = env_int("NAGRA_RETRY_BASE_SECONDS", 30)
 NAGRA_RETRY_MAX_SECONDS = env_int("NAGRA_RETRY_MAX_SECONDS", 3600)
 NAGRA_RETRY_MAX_ATTEMPTS = env_int("NAGRA_RETRY_MAX_ATTEMPTS", 20)
+# Usage records a rating task claims and rates per transaction (docs/rating.md: larger
+# chunks rate faster and hold their row locks longer).
+RATING_CHUNK_SIZE = env_int("RATING_CHUNK_SIZE", 2000)
 PROVISIONING_CREDENTIALS = {"NAGRA": {"username": env_str("NAGRA_USERNAME", ""), "password": env_str("NAGRA_PASSWORD", "")}}
 
 # How long a stored Idempotency-Key response is replayed.

@@ -50,3 +50,34 @@ def test_a_whole_row_comes_back_typed_as_the_orm_loads_it():
     assert {field.attname: getattr(loaded, field.attname) for field in AccountsReceivable._meta.concrete_fields} == {
         field.attname: getattr(fresh, field.attname) for field in AccountsReceivable._meta.concrete_fields}
     assert not loaded._state.adding
+
+
+def test_insert_writes_the_row_save_would_and_leaves_an_instance_the_orm_can_save():
+    from decimal import Decimal
+
+    from core.models import IdempotencyRecord
+    from core.sql import insert
+
+    record = insert(IdempotencyRecord(scope="user:1", key="k-1", fingerprint="f" * 64, response_status=201,
+                                      response_body={"amount": Decimal("10.00"), "lines": [1, 2]}))
+    stored = IdempotencyRecord.objects.get(pk=record.pk)
+
+    assert record.pk is not None and not record._state.adding
+    assert (stored.scope, stored.key, stored.state, stored.response_status) == ("user:1", "k-1", "IN_PROGRESS", 201)
+    assert stored.response_body == {"amount": "10.00", "lines": [1, 2]}  # the field's encoder ran
+    assert stored.created_at is not None and stored.created_at == record.created_at  # auto_now_add (pre_save) ran
+    record.state = IdempotencyRecord.State.COMPLETED
+    record.save()  # an UPDATE of that row, not a second INSERT
+    assert list(IdempotencyRecord.objects.values_list("key", "state")) == [("k-1", "COMPLETED")]
+
+
+def test_execute_many_writes_every_row_and_is_logged_once():
+    from core.models import IdempotencyRecord
+    from core.sql import execute_many
+
+    with CaptureQueriesContext(connection) as captured:
+        execute_many("INSERT INTO core_idempotencyrecord (scope, key, fingerprint, state, created_at) VALUES (%s, %s, %s, %s, now())",
+                     [("user:2", f"k-{n}", "f" * 64, "COMPLETED") for n in range(3)])
+
+    assert sorted(IdempotencyRecord.objects.filter(scope="user:2").values_list("key", flat=True)) == ["k-0", "k-1", "k-2"]
+    assert len(captured.captured_queries) == 1 and captured.captured_queries[0]["sql"].startswith("3 times: INSERT")

@@ -219,6 +219,9 @@ class Topology:
             "DJANGO_SETTINGS_MODULE": SETTINGS, "DATABASE_URL": database_url, "REDIS_URL": redis_url,
             "CELERY_TASK_ALWAYS_EAGER": "false", "PYTHONUNBUFFERED": "1",
             "NAGRA_CONNECT_TIMEOUT": "1", "NAGRA_OPERATION_TIMEOUT": "2", "NAGRA_RETRY_BASE_SECONDS": "1",
+            # Several chunks per worker process in the tests' batches (3,000 records), so a
+            # worker killed after the first chunk commits leaves records to take over.
+            "RATING_CHUNK_SIZE": "500",
             "NAGRA_RETRY_MAX_SECONDS": "2", "LOG_LEVEL": "INFO", **extra,
         })
         env.pop("CELERY_BROKER_URL", None)

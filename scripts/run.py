@@ -62,6 +62,10 @@ def simulator_state_file() -> Path:
     state = Path(settings.DATA_DIR) / f"nagra-simulator-{hashlib.sha256(identity.encode()).hexdigest()[:12]}.json"
     if not ProvisioningRequest.objects.exists():
         state.unlink(missing_ok=True)
+    elif not state.exists() and ProvisioningRequest.objects.filter(state=ProvisioningRequest.State.COMPLETED).exists():
+        print("Nagra: this database sent commands to a simulator whose state was not kept (before make run kept it, or "
+              "the file was removed): the new one knows none of its accounts, so their commands will be refused "
+              "(UNKNOWN_ACCOUNT). `make clean` starts the demo afresh.", flush=True)
     connection.close()
     return state
 

@@ -219,18 +219,26 @@ def test_a_celery_worker_sends_an_order_right_after_it_commits(nagra, zx_billing
     assert nagra.entitlements(subscription.account.number) == {"PPV-SERVICE": "SUBSCRIPTION", "1BQ4": "PPV"}
 
 
-def test_a_decoder_installed_before_activation_waits_for_it_when_its_task_runs_at_once(nagra, zx_billing):
-    # Each request's after-commit task is sent at once by a worker (or in-process, eager:
-    # make run). The decoder's PAIR_DEVICE is written on a DRAFT subscription, before any
-    # CREATE_ACCOUNT exists: sent then, the platform refuses it (UNKNOWN_ACCOUNT).
+def draft_with_decoder(scheme, *, serial_number: str):
+    """A new customer's DRAFT subscription with the PPV Service and a decoder installed: the
+    account is not on the platform yet."""
     from subscriptions.services.actions import subscription_create
     from tests.factories import customer_create
 
     account = customer_create(first_name="Eleni", last_name="Petrou", email="eleni@example.com")
-    subscription = subscription_create(account=account, billing_term_scheme=zx_billing)
+    subscription = subscription_create(account=account, billing_term_scheme=scheme)
     lifecycle.subscription_service_add(subscription=subscription, product=Product.objects.get(code="PPV-SERVICE"))
     lifecycle.installed_item_add(subscription=subscription, product=Product.objects.get(code="THOMSON-DECODER"),
-                                 serial_number="TH-8")
+                                 serial_number=serial_number)
+    return subscription
+
+
+def test_a_decoder_installed_before_activation_waits_for_it_when_its_task_runs_at_once(nagra, zx_billing):
+    # Each request's after-commit task is sent at once by a worker (or in-process, eager:
+    # make run). The decoder's PAIR_DEVICE is written on a DRAFT subscription, before any
+    # CREATE_ACCOUNT exists: sent then, the platform refuses it (UNKNOWN_ACCOUNT).
+    subscription = draft_with_decoder(zx_billing, serial_number="TH-8")
+    account = subscription.account
     pair = ProvisioningRequest.objects.get(kind="PAIR_DEVICE")
 
     assert provisioning_request_send(request_pk=pair.pk) == 0  # its task: nothing sent yet
@@ -262,14 +270,8 @@ def test_a_decoder_on_a_draft_subscription_of_an_account_the_platform_has_is_pai
 
 
 def test_the_platform_account_is_created_before_a_decoder_installed_before_activation(nagra, zx_billing):
-    from subscriptions.services.actions import subscription_create
-    from tests.factories import customer_create
-
-    account = customer_create(first_name="Eleni", last_name="Petrou", email="eleni@example.com")
-    subscription = subscription_create(account=account, billing_term_scheme=zx_billing)
-    lifecycle.subscription_service_add(subscription=subscription, product=Product.objects.get(code="PPV-SERVICE"))
-    lifecycle.installed_item_add(subscription=subscription, product=Product.objects.get(code="THOMSON-DECODER"),
-                                 serial_number="TH-7")
+    subscription = draft_with_decoder(zx_billing, serial_number="TH-7")
+    account = subscription.account
     lifecycle.subscription_activate(subscription=subscription)
 
     provisioning_requests_dispatch()

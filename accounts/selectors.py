@@ -11,6 +11,7 @@ from django.db.models import Q, QuerySet
 from rest_framework.authtoken.models import Token
 
 from core.exceptions import NotFound
+from core.refcache import fetch_one_reading_versions
 from core.sql import fetch_all, fetch_one, instance_from_row, select_columns, split_row
 
 from .models import AccountEvent, AccountsReceivable, Address, Classification, Contact, DeviceCredential, PortalUser
@@ -150,8 +151,10 @@ def device_credential_get_by_key(*, raw_key: str) -> DeviceCredential | None:
     Its account and its device (the screen: entitlement checks need it) come in the same
     query. Every device request authenticates, so the query is hand-written
     (``core.sql``): the ORM's ``select_related`` cost ~1 ms of Python per request to build.
+    Device requests look titles up next (a check, a stream start), so in a read-only
+    request the reference versions come in the same round trip.
     """
-    row = fetch_one(_credential_by_prefix_sql(), [raw_key[: DeviceCredential.PREFIX_LENGTH]])
+    row = fetch_one_reading_versions(_credential_by_prefix_sql(), [raw_key[: DeviceCredential.PREFIX_LENGTH]])
     if row is None:
         return None
     device_model = _device_model()

@@ -32,7 +32,7 @@ from typing import Any, TypeVar
 
 from django.db import connection
 
-from core.sql import fetch_all, fetch_one
+from core.sql import fetch_all, fetch_one, fetch_together
 
 T = TypeVar("T")
 
@@ -74,12 +74,31 @@ def reference_version(group: str) -> tuple[int, int] | None:
     seen = _read_once.get()
     if seen is not None:
         if not seen:  # the block's first look reads every group's version (a handful of rows): one query, not one per group
-            seen.update({name: (counter, writer) for name, counter, writer in
-                         fetch_all("SELECT name, counter, writer FROM core_referenceversion", [])})
-            seen[_READ] = (0, 0)  # marks the block's versions as read (even with no group bumped yet)
+            _remember(seen, fetch_all(_VERSIONS_SQL, []))
         return seen.get(group, (0, 0))
     row = fetch_one("SELECT counter, writer FROM core_referenceversion WHERE name = %s", [group])
     return (row[0], row[1]) if row else (0, 0)
+
+
+def fetch_one_reading_versions(sql: str, params: Sequence) -> tuple | None:
+    """``fetch_one(sql, params)``. Inside a ``versions_read_once()`` block that has not read
+    its versions yet, they are read in the same round trip (``fetch_together``). For a
+    first query of requests that go on to read reference data (a device's key: every
+    entitlement check looks its title up): ~0.2 ms of Python saved per request."""
+    seen = _read_once.get()
+    if connection.vendor != "postgresql" or seen is None or seen:
+        return fetch_one(sql, params)
+    rows, versions = fetch_together([(sql, params), (_VERSIONS_SQL, [])])
+    _remember(seen, versions)
+    return rows[0] if rows else None
+
+
+_VERSIONS_SQL = "SELECT name, counter, writer FROM core_referenceversion"
+
+
+def _remember(seen: dict[str, tuple[int, int]], versions: list[tuple]) -> None:
+    seen.update({name: (counter, writer) for name, counter, writer in versions})
+    seen[_READ] = (0, 0)  # marks the block's versions as read (even with no group bumped yet)
 
 
 @contextlib.contextmanager

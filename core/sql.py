@@ -55,34 +55,64 @@ def execute_many(sql: str, params_seq: Sequence[Sequence]) -> None:
     _run(sql, params_seq, lambda cursor: None, many=True)
 
 
+def fetch_together(queries: Sequence[tuple[str, Sequence]]) -> list[list[tuple]]:
+    """Every row of each ``(sql, params)``, as ``fetch_all`` runs them, but on PostgreSQL
+    all sent before any answer is read (psycopg's pipeline mode): one round trip to the
+    server for the lot instead of one each. Elsewhere they run one after the other."""
+    if connection.vendor != "postgresql":
+        return [fetch_all(sql, params) for sql, params in queries]
+    _connection_ready()
+    cursors = []
+    with connection.wrap_database_errors:
+        try:
+            with connection.connection.pipeline():
+                for sql, params in queries:
+                    cursor = psycopg.Cursor(connection.connection)
+                    cursors.append(cursor)
+                    _execute(cursor, sql, params)
+                return [cursor.fetchall() for cursor in cursors]  # the first fetch sends them all
+        finally:
+            for cursor in cursors:
+                cursor.close()
+
+
 def _run(sql: str, params: Sequence, fetch, binary: bool = False, many: bool = False):
     if connection.vendor != "postgresql":
         with connection.cursor() as cursor:
             (cursor.executemany if many else cursor.execute)(sql, params)
             return fetch(cursor)
-    # connection.cursor(), with psycopg's server-binding cursor instead of Django's
-    # client-binding one (which cannot prepare).
+    _connection_ready()
+    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+        _execute(cursor, sql, params, binary=binary, many=many)
+        return fetch(cursor)
+
+
+def _connection_ready() -> None:
+    # What connection.cursor() does first; the cursor is psycopg's server-binding one
+    # instead of Django's client-binding one (which cannot prepare).
     connection.close_if_health_check_failed()
     connection.ensure_connection()
     connection.validate_thread_sharing()
-    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
-        def execute(sql, params, many, context):
-            connection.validate_no_broken_transaction()
-            if many:
-                return cursor.executemany(sql, params)
-            return cursor.execute(sql, params, binary=binary)
 
-        executor = execute
-        for wrapper in reversed(connection.execute_wrappers):
-            executor = functools.partial(wrapper, executor)
-        started = time.monotonic()
-        try:
-            executor(sql, params, many, {"connection": connection, "cursor": cursor})
-        finally:
-            if connection.queries_logged:  # an executemany is one entry, as Django logs its own
-                logged = f"{len(params)} times: {sql}" if many else connection.ops.compose_sql(sql, params)
-                connection.queries_log.append({"sql": logged, "time": f"{time.monotonic() - started:.3f}"})
-        return fetch(cursor)
+
+def _execute(cursor: psycopg.Cursor, sql: str, params: Sequence, *, binary: bool = False, many: bool = False) -> None:
+    """Run through the connection's execute wrappers, and into its query log."""
+    def execute(sql, params, many, context):
+        connection.validate_no_broken_transaction()
+        if many:
+            return cursor.executemany(sql, params)
+        return cursor.execute(sql, params, binary=binary)
+
+    executor = execute
+    for wrapper in reversed(connection.execute_wrappers):
+        executor = functools.partial(wrapper, executor)
+    started = time.monotonic()
+    try:
+        executor(sql, params, many, {"connection": connection, "cursor": cursor})
+    finally:
+        if connection.queries_logged:  # an executemany is one entry, as Django logs its own
+            logged = f"{len(params)} times: {sql}" if many else connection.ops.compose_sql(sql, params)
+            connection.queries_log.append({"sql": logged, "time": f"{time.monotonic() - started:.3f}"})
 
 
 def insert(instance: M) -> M:

@@ -48,3 +48,17 @@ def test_only_get_and_head_requests_read_versions_once(method, reads):
     request = getattr(RequestFactory(), method)("/anything/")
 
     assert version_queries(lambda: middleware(request)) == reads
+
+
+def test_a_first_query_can_bring_the_blocks_versions_in_the_same_round_trip():
+    from core.refcache import fetch_one_reading_versions
+
+    keeps_versions = connection.vendor == "postgresql"
+    with versions_read_once():
+        with CaptureQueriesContext(connection) as captured:
+            assert fetch_one_reading_versions("SELECT %s", [7]) == (7,)
+        assert version_queries(lambda: reference_version("titles")) == 0  # already read with the first query
+        assert sum("core_referenceversion" in query["sql"] for query in captured.captured_queries) == int(keeps_versions)
+        # Once read, a later first-query-like call reads nothing more.
+        assert version_queries(lambda: fetch_one_reading_versions("SELECT %s", [8])) == 0
+    assert version_queries(lambda: fetch_one_reading_versions("SELECT %s", [9])) == 0  # outside a block: just the query

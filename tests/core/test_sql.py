@@ -81,3 +81,16 @@ def test_execute_many_writes_every_row_and_is_logged_once():
 
     assert sorted(IdempotencyRecord.objects.filter(scope="user:2").values_list("key", flat=True)) == ["k-0", "k-1", "k-2"]
     assert len(captured.captured_queries) == 1 and captured.captured_queries[0]["sql"].startswith("3 times: INSERT")
+
+
+def test_fetch_together_answers_each_query_in_order_and_logs_each():
+    from core.sql import fetch_together
+
+    customer_create(first_name="Ada")
+    with CaptureQueriesContext(connection) as captured:
+        numbers, empty = fetch_together([("SELECT number FROM accounts_accountsreceivable ORDER BY id", []),
+                                         ("SELECT id FROM accounts_accountsreceivable WHERE id < %s", [0])])
+
+    assert numbers == [(number,) for number in AccountsReceivable.objects.order_by("id").values_list("number", flat=True)]
+    assert empty == []
+    assert [query["sql"].split()[1] for query in captured.captured_queries] == ["number", "id"]

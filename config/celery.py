@@ -4,10 +4,11 @@ Configuration comes from Django settings prefixed ``CELERY_``. Without ``REDIS_U
 run eagerly in the calling process (the embedded default).
 """
 
+import gc
 import logging
 import os
 
-from celery import Celery
+from celery import Celery, signals
 from celery.worker.consumer import Consumer as CeleryConsumer
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
@@ -50,6 +51,17 @@ class Consumer(CeleryConsumer):
                              exc_info=True)
 
         return super().call_soon_ack(settle)
+
+
+@signals.worker_process_init.connect
+def freeze_startup_objects(**_kwargs) -> None:
+    """A pool process's objects so far (modules, Django's apps, settings and URL patterns,
+    the task registry: they live as long as the process) are moved out of the cycle
+    collector's reach (``gc.freeze``), so a full collection scans only what tasks made
+    since. A rating chunk of 2,000 records with instant invoices builds enough objects to
+    set off one or two full collections; in ``bench/rating.py``'s process they took
+    130–290 ms of a ~1 s chunk, 60–85 ms once frozen."""
+    gc.freeze()
 
 
 app = Celery("ottbss")

@@ -445,7 +445,10 @@ def usage_bill_if_due(*, subscription, performed_by=None, channel: str = Channel
     scheme = subscription.billing_term_scheme
     if scheme is None or (scheme.max_unbilled_udrs is None and scheme.max_unbilled_amount is None):
         return None
-    with transaction.atomic():
+    # No savepoint of its own (two round trips on every order): nothing between here and
+    # the caller's transaction or savepoint (the order's action) catches an error, so an
+    # error here undoes the whole order as it would with one.
+    with transaction.atomic(savepoint=False):
         udrs = _unbilled_usage_locked(subscription)
         if not udrs or not _rules_met(scheme, udrs):
             return None

@@ -16,9 +16,10 @@ client-side and are never prepared.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TypeVar
 
 import psycopg
@@ -74,6 +75,21 @@ def fetch_together(queries: Sequence[tuple[str, Sequence]]) -> list[list[tuple]]
         finally:
             for cursor in cursors:
                 cursor.close()
+
+
+@contextlib.contextmanager
+def pipelined(enabled: bool = True) -> Iterator[None]:
+    """Statements run in the block (``execute``, ``execute_many``: writes whose results the
+    caller does not read) are sent without waiting for each answer, and the block's end
+    waits once for them all (psycopg's pipeline mode): one round trip instead of one per
+    statement. An error is raised at the block's end. PostgreSQL only (elsewhere, and with
+    ``enabled`` false, the statements run one by one); no COPY inside."""
+    if not enabled or connection.vendor != "postgresql":
+        yield
+        return
+    _connection_ready()
+    with connection.wrap_database_errors, connection.connection.pipeline():
+        yield
 
 
 def _run(sql: str, params: Sequence, fetch, binary: bool = False, many: bool = False):

@@ -53,9 +53,10 @@ from core.choices import Channel
 from core.models import AuditEntry
 from core.queueing import signature_queue, signature_queue_on_commit
 from core.refcache import reference_cached
-from core.services import audit_record, sequence_take
+from core.services import audit_record, sequence_take, sequence_take_with
 from core.sql import execute as sql_execute
 from core.sql import execute_many as sql_execute_many
+from core.sql import pipelined as sql_pipelined
 from core.exceptions import TransitionNotAllowed, ValidationFailed
 from core.validation import Errors, error_add, errors_raise
 from subscriptions.models import Subscription, SubscriptionService
@@ -426,16 +427,26 @@ def _reserve_ids_many(counts: dict) -> dict:
     invoice needs one id from each of three sequences)."""
     if connection.vendor != "postgresql":
         return {model: _reserve_ids(model, count) for model, count in counts.items()}
+    statement = _reserve_ids_statement(counts)
+    return _reserved(counts, fetch_all(*statement) if statement else [])
+
+
+def _reserve_ids_statement(counts: dict) -> tuple[str, list] | None:
+    """The one query reserving ``counts`` ids on PostgreSQL: (sql, params), or None when no
+    id is wanted. Its rows are (the model's position among those wanted, an id)."""
     wanted = [(model, count) for model, count in counts.items() if count]
-    ids = {model: [] for model in counts}
     if not wanted:
-        return ids
+        return None
     parts = " UNION ALL ".join(
         f"SELECT {n}, nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)" for n in range(len(wanted)))
-    with connection.cursor() as cursor:
-        cursor.execute(parts, [value for model, count in wanted for value in (model._meta.db_table, count)])
-        for n, value in cursor.fetchall():
-            ids[wanted[n][0]].append(value)
+    return parts, [value for model, count in wanted for value in (model._meta.db_table, count)]
+
+
+def _reserved(counts: dict, rows: list[tuple]) -> dict:
+    wanted = [model for model, count in counts.items() if count]
+    ids = {model: [] for model in counts}
+    for n, value in rows:
+        ids[wanted[n]].append(value)
     return ids
 
 
@@ -488,11 +499,18 @@ def bills_write(*, bills: Sequence[AccountBill], run: BillingRun | None, issued_
         priced.append((bill, lines))
 
     invoiced = [(bill, lines) for bill, lines in priced if lines]
-    numbers = sequence_take(name=f"INV-{issued_on.year}", prefix=f"INV-{issued_on.year}-", padding=6, count=len(invoiced))
     ledgers = taxes.ledgers
     legs_by_invoice = [_legs(bill.account.pk, lines, sign=1) for bill, lines in invoiced]
-    reserved = _reserve_ids_many({Invoice: len(invoiced), InvoiceLine: sum(len(lines) for _, lines in invoiced),
-                                  JournalEntry: sum(1 for legs in legs_by_invoice if legs)})
+    counts = {Invoice: len(invoiced), InvoiceLine: sum(len(lines) for _, lines in invoiced),
+              JournalEntry: sum(1 for legs in legs_by_invoice if legs)}
+    series = {"name": f"INV-{issued_on.year}", "prefix": f"INV-{issued_on.year}-", "padding": 6, "count": len(invoiced)}
+    if connection.vendor == "postgresql" and invoiced:
+        # The ids and the gapless numbers in one round trip; the numbers' row lock (every
+        # invoice waits for it until its transaction commits) is taken last.
+        numbers, rows = sequence_take_with(**series, also=_reserve_ids_statement(counts))
+        reserved = _reserved(counts, rows)
+    else:
+        numbers, reserved = sequence_take(**series), _reserve_ids_many(counts)
     invoice_ids, line_ids, entry_ids = reserved[Invoice], iter(reserved[InvoiceLine]), iter(reserved[JournalEntry])
 
     invoices, entries, postings, line_rows, periods, audits = [], [], [], [], [], []
@@ -536,6 +554,17 @@ def bills_write(*, bills: Sequence[AccountBill], run: BillingRun | None, issued_
             charge.state = OneTimeCharge.State.BILLED
             billed_charges.append(charge)
 
+    # An order's few rows go as prepared INSERTs, all sent at once (one round trip); a
+    # chunk's by COPY, table after table.
+    with sql_pipelined(enabled=max(len(entries), len(postings), len(invoices), len(line_rows), len(periods)) <= _FEW_ROWS):
+        _bills_insert(entries, postings, invoices, line_rows, periods, audits)
+        _udrs_billed(billed_udrs)
+    _one_time_charges_billed(billed_charges)
+    invoices_collect_on_commit(invoices)
+    return invoices
+
+
+def _bills_insert(entries: list, postings: list, invoices: list[Invoice], line_rows: list, periods: list, audits: list) -> None:
     _insert(JournalEntry, ("id", "kind", "reference", "description", "currency", "account_id", "posted_at"), entries)
     _insert(Posting, ("entry_id", "ledger_account_id", "account_id", "amount"), postings)
     _insert(Invoice, ("id", "number", "series", "account_id", "subscription_id", "currency", "tax_country", "state", "issued_at",
@@ -548,10 +577,6 @@ def bills_write(*, bills: Sequence[AccountBill], run: BillingRun | None, issued_
     _insert(BilledPeriod, ("service_id", "period_start", "period_end", "invoice_line_id", "run_id", "created_at"), periods)
     _insert(AuditEntry, ("content_type_id", "object_pk", "object_repr", "action", "changes", "reasons", "performed_by_id",
                          "channel", "created_at"), audits)
-    _udrs_billed(billed_udrs)
-    _one_time_charges_billed(billed_charges)
-    invoices_collect_on_commit(invoices)
-    return invoices
 
 
 def _udrs_billed(ids: list[int]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from accounts.models import AccountsReceivable
 from core.sql import column_count, fetch_one, instance_from_row, select_columns
@@ -94,3 +95,23 @@ def test_fetch_together_answers_each_query_in_order_and_logs_each():
     assert numbers == [(number,) for number in AccountsReceivable.objects.order_by("id").values_list("number", flat=True)]
     assert empty == []
     assert [query["sql"].split()[1] for query in captured.captured_queries] == ["number", "id"]
+
+
+def test_statements_in_a_pipelined_block_all_land_and_an_error_surfaces_as_djangos():
+    from django.db import IntegrityError, transaction
+
+    from core.models import IdempotencyRecord
+    from core.sql import execute, execute_many, pipelined
+
+    insert = "INSERT INTO core_idempotencyrecord (scope, key, fingerprint, state, created_at) VALUES (%s, %s, %s, %s, %s)"
+    now = timezone.now()
+    with transaction.atomic(), pipelined():
+        execute_many(insert, [("user:3", f"k-{n}", "f" * 64, "IN_PROGRESS", now) for n in range(2)])
+        execute("UPDATE core_idempotencyrecord SET state = %s WHERE scope = %s", ["COMPLETED", "user:3"])
+    assert sorted(IdempotencyRecord.objects.filter(scope="user:3").values_list("key", "state")) == [
+        ("k-0", "COMPLETED"), ("k-1", "COMPLETED")]
+
+    with pytest.raises(IntegrityError), transaction.atomic(), pipelined():
+        execute_many(insert, [("user:4", "k-0", "f" * 64, "IN_PROGRESS", now)])
+        execute_many(insert, [("user:3", "k-0", "f" * 64, "IN_PROGRESS", now)])  # the key is taken
+    assert not IdempotencyRecord.objects.filter(scope="user:4").exists()  # the block's writes are undone with it

@@ -4,12 +4,14 @@ generator with latency percentiles.
 Open loop: request *i* is sent at ``start + i / rate`` whether or not earlier ones have
 answered, and its latency counts from when it was due, so a slow server cannot hide its
 queueing (no coordinated omission). The generator (asyncio, one bare protocol per request:
-see ``_Exchange``) runs in the benchmark's own process on the same machine as the server.
+see ``_Exchange``) runs in the benchmark's own process on the same machine as the server,
+with the cycle collector off while it runs (``open_loop``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import os
 import secrets
@@ -170,7 +172,18 @@ def open_loop(base: str, call_for: Callable[[int], Call], *, rate: float, durati
     ``(results, start)`` with one ``(due, done, status)`` per request."""
     import uvloop
 
-    return uvloop.run(_open_loop(base, call_for, rate, duration))
+    # The generator must not pause: a full collection of this process's heap (Django and
+    # the world the benchmark built) took ~110 ms, and every request due meanwhile went
+    # out late and counted as slow. What exists is frozen, and nothing is collected during
+    # the run (its allocations are freed by reference counting).
+    gc.collect()
+    gc.freeze()
+    gc.disable()
+    try:
+        return uvloop.run(_open_loop(base, call_for, rate, duration))
+    finally:
+        gc.enable()
+        gc.unfreeze()
 
 
 def percentile(values: list[float], share: float) -> float:

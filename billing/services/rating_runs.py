@@ -13,16 +13,20 @@ a query. A record that cannot be priced is REJECTED with the rating function's r
 catalog, not in the catalog, the subscription lacks a required service, not a usage
 service); nothing is priced silently.
 
-The chunk's results are written with one set-based ``UPDATE ... FROM unnest(...)`` on
-PostgreSQL (rows fetched by primary key, in table order), one UPDATE per record on SQLite.
-After the chunk commits, the subscriptions it touched are charged if their scheme's usage
-rules say so ("billed instantly" schemes invoice at once): on PostgreSQL all of them
-together, set-based, with the billing run's writer (one block of invoice numbers, bulk
-INSERTs of invoices, lines, journal entries and postings); on SQLite, and for a
-subscription the set-based path cannot bill, one by one with ``usage_bill_if_due`` as an
-order does. Either way each subscription gets one POSTED invoice for its RATED usage and
-its own journal entry (the AR leg names the customer's account). A crash between rating
-and charging leaves RATED usage that the next order, chunk or billing run bills.
+The subscriptions a chunk touched are charged if their scheme's usage rules say so
+("billed instantly" schemes invoice at once), counting their RATED records from earlier
+chunks or orders with the chunk's. On PostgreSQL that happens in the chunk's own
+transaction, all of them together, set-based, with the billing run's writer (one block of
+invoice numbers, bulk INSERTs of invoices, lines, journal entries and postings), and the
+chunk's results are written with one set-based ``UPDATE ... FROM unnest(...)`` (rows
+fetched by primary key, in table order) in which the records invoiced now go from PENDING
+straight to BILLED: claim, rate, charge and ledger commit together or not at all. On
+SQLite the chunk is written one UPDATE per record and commits, then each subscription is
+charged with ``usage_bill_if_due`` as an order is; so is, after the chunk, a subscription
+the set-based path cannot bill (usage in another currency than its account's). Either way
+each subscription gets one POSTED invoice for its usage and its own journal entry (the AR
+leg names the customer's account). A crash between a SQLite chunk and its charging leaves
+RATED usage that the next order, chunk or billing run bills.
 """
 
 from __future__ import annotations
@@ -30,8 +34,10 @@ from __future__ import annotations
 import functools
 from bisect import bisect_right
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 
 from django.db import connection, transaction
 from django.db.models import Q
@@ -42,7 +48,7 @@ from catalogs.models import ContentTitle, Product, UsageServiceCatalog
 from catalogs.rating import RateQuote, operator_time_zone, rate_usage, usage_quotes_for, usage_service_quote
 from core.choices import LifecycleState
 from core.exceptions import ApplicationError
-from core.sql import fetch_all
+from core.sql import fetch_all, fetch_together
 from subscriptions.models import Subscription, SubscriptionService
 
 from ..models import BillingTermScheme, Invoice, UsageDetailRecord
@@ -67,6 +73,7 @@ class _Pending:
     product_id: int
     usage_at: datetime
     classification: str  # the account's, read with the claim (no second query per chunk)
+    title_id: int | None
 
 
 @dataclass
@@ -100,7 +107,8 @@ def _claim(chunk_size: int) -> list[_Pending]:
         return [_Pending(*row) for row in fetch_all(_claim_sql(), [State.PENDING.value, chunk_size], binary=True)]
     rows = (UsageDetailRecord.objects.select_for_update(skip_locked=True, of=("self",)).filter(state=State.PENDING)
             .order_by("usage_at")
-            .values_list("pk", "account_id", "subscription_id", "product_id", "usage_at", "account__classification__code")
+            .values_list("pk", "account_id", "subscription_id", "product_id", "usage_at", "account__classification__code",
+                         "title_id")
             [:chunk_size])
     return [_Pending(*row) for row in rows]
 
@@ -110,7 +118,7 @@ def _claim_sql() -> str:
     quote = connection.ops.quote_name
     udr, account = UsageDetailRecord._meta, AccountsReceivable._meta
     classification = account.get_field("classification").related_model._meta
-    return (f"SELECT u.id, u.account_id, u.subscription_id, u.product_id, u.usage_at, c.code "
+    return (f"SELECT u.id, u.account_id, u.subscription_id, u.product_id, u.usage_at, c.code, u.title_id "
             f"FROM {quote(udr.db_table)} u "
             f"JOIN {quote(account.db_table)} a ON a.id = u.account_id "
             f"JOIN {quote(classification.db_table)} c ON c.id = a.classification_id "
@@ -272,18 +280,29 @@ def _write(rows: list[tuple]) -> None:
 def udr_rate_chunk(*, chunk_size: int = DEFAULT_CHUNK) -> ChunkResult:
     """Claim, rate and write one chunk (one transaction); bills nothing. Returns what this
     worker did: other workers running at the same time get disjoint chunks."""
-    result = ChunkResult()
     with transaction.atomic():
         pending = _claim(chunk_size)
         if not pending:
-            return result
+            return ChunkResult()
         outcome = _rate(pending, _context(pending))
         _write(_columns(outcome))
+    return _tally(pending, outcome)
+
+
+def _tally(pending: list[_Pending], outcome: dict[int, RateQuote | str]) -> ChunkResult:
+    result = ChunkResult()
     for udr in pending:
         (result.rejected if isinstance(outcome[udr.pk], str) else result.rated).append(udr.pk)
         if udr.subscription_id and not isinstance(outcome[udr.pk], str):
             result.subscription_ids.add(udr.subscription_id)
     return result
+
+
+def _usage_rule_schemes() -> dict[int, BillingTermScheme]:
+    """The schemes with usage billing rules (none, when usage waits for the billing run):
+    a handful, read once per chunk and shared by every subscription on them."""
+    return {scheme.pk: scheme for scheme in BillingTermScheme.objects.filter(
+        Q(max_unbilled_udrs__isnull=False) | Q(max_unbilled_amount__isnull=False))}
 
 
 _CHARGE_FIELDS = ("id", "account_id", "billing_term_scheme_id", "account__id", "account__contact_id", "account__currency")
@@ -292,14 +311,12 @@ _CHARGE_FIELDS = ("id", "account_id", "billing_term_scheme_id", "account__id", "
 def udr_bill_due(*, subscription_ids) -> int:
     """Bill each subscription whose scheme's usage rules are met now; returns invoices made.
 
-    On PostgreSQL the chunk's subscriptions are charged together, set-based
-    (``_bill_due_together``); a subscription that cannot be billed that way (another
-    currency than its account's, no tax rate) and every subscription on SQLite go through
-    ``usage_bill_if_due``, the path an order takes, one at a time."""
-    # Only subscriptions on a scheme with usage rules (none, when usage waits for the billing
-    # run), each sharing its scheme object: the few schemes are read once, not once a row.
-    schemes = {scheme.pk: scheme for scheme in BillingTermScheme.objects.filter(
-        Q(max_unbilled_udrs__isnull=False) | Q(max_unbilled_amount__isnull=False))}
+    On PostgreSQL the subscriptions are charged together, set-based (``_bill_together``); a
+    subscription that cannot be billed that way (another currency than its account's, no
+    tax rate) and every subscription on SQLite go through ``usage_bill_if_due``, the path
+    an order takes, one at a time. (Bulk rating on PostgreSQL charges inside the chunk's
+    own transaction instead: ``_rate_and_charge_chunk``.)"""
+    schemes = _usage_rule_schemes()
     # Only what charging reads (the account's id, contact and currency): full rows of ~2,000
     # subscriptions and accounts cost ~80 ms a chunk, these ~35. The rare one-by-one path
     # loads the rest when it needs it.
@@ -309,50 +326,150 @@ def udr_bill_due(*, subscription_ids) -> int:
         subscription.billing_term_scheme = schemes[subscription.billing_term_scheme_id]
     invoices, one_by_one = 0, subscriptions
     if connection.vendor == "postgresql" and subscriptions:
-        invoices, one_by_one = _bill_due_together(subscriptions)
+        by_pk = {subscription.pk: subscription for subscription in subscriptions}
+        with transaction.atomic():
+            records: dict[int, list] = defaultdict(list)
+            for udr in _rated_to_bill(by_pk):
+                records[udr.subscription_id].append(udr)
+            due = [(pk, by_pk[pk].account, records[pk]) for pk in sorted(records)
+                   if _rules_met(by_pk[pk].billing_term_scheme, records[pk])]
+            invoices, left = _bill_together(due)
+        one_by_one = [by_pk[pk] for pk in left]
     for subscription in one_by_one:
         invoices += usage_bill_if_due(subscription=subscription) is not None
     return invoices
 
 
-def _bill_due_together(subscriptions: list[Subscription]) -> tuple[int, list[Subscription]]:
-    """Charge every due subscription of a chunk in one transaction, with the billing run's
-    set-based writer (``runs.bills_write``: a block of gapless numbers, then a handful of
-    bulk INSERTs for all invoices, lines, journal entries and postings, one UPDATE marking
-    the usage BILLED) instead of ~25 queries per invoice. The outcome is what
-    ``usage_bill_if_due`` gives: one POSTED invoice per subscription and its RATED usage,
-    Dr AR (naming the customer's account) / Cr REVENUE_PPV / Cr TAX_PAYABLE per invoice,
-    free usage BILLED without an invoice. Returns (invoices made, subscriptions left for
+def _bill_together(due: list[tuple[int, object, list]], *,
+                   udrs_billed_write: Callable[[list[int]], None] | None = None) -> tuple[int, list[int]]:
+    """Invoice each (subscription pk, its account, its records due) in the caller's
+    transaction, with the billing run's set-based writer (``runs.bills_write``: a block of
+    gapless numbers, then a handful of bulk INSERTs for all invoices, lines, journal entries
+    and postings, one UPDATE marking the usage BILLED) instead of ~25 queries per invoice.
+    The outcome is what ``usage_bill_if_due`` gives: one POSTED invoice per subscription
+    and its records, Dr AR (naming the customer's account) / Cr REVENUE_PPV / Cr
+    TAX_PAYABLE per invoice, free usage BILLED without an invoice. ``udrs_billed_write``
+    goes to the first ``bills_write``. Returns (invoices made, the subscriptions left for
     the one-by-one path)."""
     from .runs import AccountBill, AccountNotBillable, _usage_lines, bills_write
 
-    by_pk = {sub.pk: sub for sub in subscriptions}
-    left: list[Subscription] = []
-    made: list[Invoice] = []
+    countries = billing_countries_for(contact_ids=[account.contact_id for _pk, account, _records in due])
+    bills, left = [], []
+    for pk, account, records in due:
+        bill = AccountBill(account=account, country=countries[account.contact_id], subscription_id=pk)
+        try:
+            _usage_lines(bill, records)
+        except AccountNotBillable:
+            left.append(pk)
+            continue
+        bills.append(bill)
+    made = 0
+    while bills:
+        batch, bills = _one_per_account(bills)  # bills_write reports problems by account
+        errors: dict[int, str] = {}
+        made += len(bills_write(bills=batch, run=None, issued_on=timezone.localdate(), errors=errors,
+                                udrs_billed_write=udrs_billed_write))
+        udrs_billed_write = None  # called once; a second batch's records are marked by bills_write
+        left += [bill.subscription_id for bill in batch if bill.account.pk in errors]
+    return made, left
+
+
+@dataclass(slots=True)
+class _Rated:
+    """A record of the chunk being charged, as ``_usage_lines`` reads it: rated in memory,
+    not yet written."""
+
+    pk: int
+    subscription_id: int
+    product: Product
+    usage_at: datetime
+    amount: Decimal
+    currency: str
+    rate_reason: str
+    title_id: int | None
+    title: ContentTitle | None
+
+
+def _rate_and_charge_chunk(chunk_size: int) -> tuple[ChunkResult, list[int]]:
+    """PostgreSQL: claim, rate and charge one chunk in one transaction. Returns what this
+    worker rated and the subscriptions left for the one-by-one path."""
     with transaction.atomic():
-        udrs: dict[int, list[UsageDetailRecord]] = defaultdict(list)
-        for udr in _rated_to_bill(by_pk):
-            udrs[udr.subscription_id].append(udr)
-        due = [by_pk[pk] for pk in sorted(udrs) if _rules_met(by_pk[pk].billing_term_scheme, udrs[pk])]
-        countries = billing_countries_for(contact_ids=[sub.account.contact_id for sub in due])
-        bills: list[tuple[Subscription, AccountBill]] = []
-        for subscription in due:
-            bill = AccountBill(account=subscription.account, country=countries[subscription.account.contact_id],
-                               subscription_id=subscription.pk)
-            try:
-                _usage_lines(bill, udrs[subscription.pk])
-            except AccountNotBillable:
-                left.append(subscription)
-                continue
-            bills.append((subscription, bill))
-        while bills:
-            batch, bills = _one_per_account(bills)  # bills_write reports problems by account
-            errors: dict[int, str] = {}
-            invoices = bills_write(bills=[bill for _sub, bill in batch], run=None, issued_on=timezone.localdate(), errors=errors)
-            subscription_of = {bill.account.pk: subscription for subscription, bill in batch}
-            left += [subscription_of[account_id] for account_id in errors]
-            made += invoices
-    return len(made), left
+        pending = _claim(chunk_size)
+        if not pending:
+            return ChunkResult(), []
+        ctx = _context(pending)
+        outcome = _rate(pending, ctx)
+        left = _charge_and_write(pending, outcome, ctx, _columns(outcome))
+    return _tally(pending, outcome), left
+
+
+def _charge_and_write(pending: list[_Pending], outcome: dict[int, RateQuote | str], ctx: _Context, rows: list[tuple]) -> list[int]:
+    """Charge the chunk's subscriptions whose scheme's usage rules are met — counting their
+    older RATED records with the chunk's — and write the chunk's results: one set-based
+    UPDATE in which the records invoiced now go straight from PENDING to BILLED (rated and
+    then billed, they were written twice and read back between). Returns the subscriptions
+    left for the one-by-one path."""
+    from .runs import _Account, _udrs_billed
+
+    schemes = _usage_rule_schemes()
+    new: dict[int, list[_Pending]] = defaultdict(list)
+    for udr in pending:
+        if udr.subscription_id and not isinstance(outcome[udr.pk], str):
+            new[udr.subscription_id].append(udr)
+    if not schemes or not new:
+        _write(rows)
+        return []
+    subscriptions, older = fetch_together([
+        (_due_subscriptions_sql(), [sorted(new), sorted(schemes)]),
+        (_older_rated_sql(), [sorted(new), State.RATED.value])])
+    if not subscriptions:
+        _write(rows)
+        return []
+    records: dict[int, list] = defaultdict(list)
+    older_ids = {subscription_id for (subscription_id,) in older}
+    if older_ids:
+        for udr in _rated_to_bill(older_ids):
+            records[udr.subscription_id].append(udr)
+    titles = ContentTitle.objects.only("id", "title").in_bulk(
+        {udr.title_id for row in subscriptions for udr in new[row[0]] if udr.title_id})
+    due = []
+    for pk, scheme_id, account_id, contact_id, currency in subscriptions:
+        for udr in new[pk]:
+            quote = outcome[udr.pk]
+            records[pk].append(_Rated(pk=udr.pk, subscription_id=pk, product=ctx.products[udr.product_id], usage_at=udr.usage_at,
+                                      amount=quote.amount, currency=quote.currency, rate_reason=quote.reason[:MAX_RATE_REASON],
+                                      title_id=udr.title_id, title=titles.get(udr.title_id)))
+        if older_ids:
+            records[pk].sort(key=lambda udr: (udr.usage_at, udr.pk))
+        if _rules_met(schemes[scheme_id], records[pk]):
+            due.append((pk, _Account(pk=account_id, contact_id=contact_id, currency=currency, classification=None), records[pk]))
+    written = False
+
+    def write(billed: list[int]) -> None:
+        nonlocal written
+        billed_set = set(billed)
+        _write([(row[0], State.BILLED.value, *row[2:]) if row[0] in billed_set else row for row in rows])
+        _udrs_billed(sorted(billed_set.difference(outcome)))  # older records, RATED before this chunk
+        written = True
+
+    left = _bill_together(due, udrs_billed_write=write)[1] if due else []
+    if not written:
+        _write(rows)
+    return left
+
+
+@functools.cache
+def _due_subscriptions_sql() -> str:
+    quote = connection.ops.quote_name
+    return (f"SELECT s.id, s.billing_term_scheme_id, a.id, a.contact_id, a.currency "
+            f"FROM {quote(Subscription._meta.db_table)} s JOIN {quote(AccountsReceivable._meta.db_table)} a ON a.id = s.account_id "
+            f"WHERE s.id = ANY(%s) AND s.billing_term_scheme_id = ANY(%s) ORDER BY s.id")
+
+
+@functools.cache
+def _older_rated_sql() -> str:
+    return (f"SELECT DISTINCT subscription_id FROM {connection.ops.quote_name(UsageDetailRecord._meta.db_table)} "
+            f"WHERE subscription_id = ANY(%s) AND state = %s")
 
 
 # What charging reads of a record (the invoice line's text, amount, currency, day, product).
@@ -377,19 +494,27 @@ def _rated_to_bill(subscription_ids) -> list[UsageDetailRecord]:
     return records
 
 
-def _one_per_account(bills: list[tuple]) -> tuple[list[tuple], list[tuple]]:
-    """(The first (subscription, bill) of each account, the others) — an account with two
-    subscriptions due gets two invoices, in two calls."""
+def _one_per_account(bills: list) -> tuple[list, list]:
+    """(The first bill of each account, the others) — an account with two subscriptions due
+    gets two invoices, in two calls."""
     batch, rest, seen = [], [], set()
-    for item in bills:
-        (rest if item[1].account.pk in seen else batch).append(item)
-        seen.add(item[1].account.pk)
+    for bill in bills:
+        (rest if bill.account.pk in seen else batch).append(bill)
+        seen.add(bill.account.pk)
     return batch, rest
 
 
 def udr_rating_claim_and_rate(*, chunk_size: int = DEFAULT_CHUNK, bill: bool = True) -> int:
-    """Rate one chunk of PENDING records, then bill what is due; returns how many records
-    were rated or rejected (0: nothing was pending, or other workers hold the rest)."""
+    """Rate one chunk of PENDING records and bill what is due; returns how many records were
+    rated or rejected (0: nothing was pending, or other workers hold the rest). On
+    PostgreSQL rating and charging are one transaction (``_rate_and_charge_chunk``); on
+    SQLite the chunk commits, then each subscription is billed as an order would be."""
+    if bill and connection.vendor == "postgresql":
+        result, left = _rate_and_charge_chunk(chunk_size)
+        for subscription in (Subscription.objects.select_related("account", "billing_term_scheme").filter(pk__in=left)
+                             .order_by("pk") if left else ()):
+            usage_bill_if_due(subscription=subscription)
+        return len(result)
     result = udr_rate_chunk(chunk_size=chunk_size)
     if bill and result.subscription_ids:
         udr_bill_due(subscription_ids=result.subscription_ids)

@@ -283,6 +283,41 @@ def test_charging_a_chunk_takes_the_same_queries_for_3_or_30_subscriptions(zx_ca
     assert queries_to_charge(3) == queries_to_charge(30)
 
 
+def test_a_threshold_counts_the_records_rated_in_earlier_chunks(zx_catalog, billing_scheme):
+    from billing.services.schemes import billing_term_scheme_create, billing_term_scheme_set_effective
+
+    every_third = billing_term_scheme_set_effective(scheme=billing_term_scheme_create(name="Every third order", max_unbilled_udrs=3))
+    subscription = effective_subscription(customer_create(), every_third)
+    first, second = ingest(subscription, at=NIGHT), ingest(subscription, "SERENDIPITY", at=NIGHT + timedelta(minutes=1))
+    assert udr_rating_claim_and_rate() == 2
+    assert (rated(first)[0], rated(second)[0], Invoice.objects.count()) == ("RATED", "RATED", 0)  # 2 of 3: usage waits
+
+    third = ingest(subscription, at=DAY)
+    assert udr_rating_claim_and_rate() == 1
+
+    invoice = Invoice.objects.get()
+    assert [(line.udr_id, line.gross) for line in invoice.lines.order_by("position")] == [
+        (first.pk, D("5.00")), (second.pk, D("3.00")), (third.pk, D("10.00"))]  # oldest first, one invoice
+    assert {rated(udr)[0] for udr in (first, second, third)} == {"BILLED"}
+    assert invoice.journal_entry.postings.get(ledger_account__code="AR").amount == D("18.00")
+
+
+def test_rating_and_charging_a_chunk_takes_the_same_queries_for_3_or_30_subscriptions(zx_catalog, billing_scheme):
+    assert connection.vendor == "postgresql", "make test runs this on PostgreSQL"
+
+    def queries_to_rate_and_charge(count):
+        subscriptions = [effective_subscription(customer_create(), billing_scheme) for _ in range(count)]
+        for subscription in subscriptions:
+            ingest(subscription, at=DAY)
+        with CaptureQueriesContext(connection) as context:
+            assert udr_rating_claim_and_rate() == count
+        assert Invoice.objects.filter(subscription__in=subscriptions).count() == count
+        return len(context)
+
+    queries_to_rate_and_charge(1)  # the year's invoice number series is created once
+    assert queries_to_rate_and_charge(3) == queries_to_rate_and_charge(30)
+
+
 def test_a_subscription_that_cannot_be_charged_with_the_others_is_billed_on_its_own(zx_catalog, billing_scheme):
     from accounts.models import AccountsReceivable
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import TypeVar
 
 import psycopg
@@ -41,6 +41,23 @@ def fetch_all(sql: str, params: Sequence, *, binary: bool = False) -> list[tuple
     text parser Django installs (9 µs a row), which counts when a query returns thousands;
     values come back as the same Python types (timestamps aware, in UTC)."""
     return _run(sql, params, lambda cursor: cursor.fetchall(), binary=binary)
+
+
+def array_literal(values: Iterable) -> str:
+    """The text form of a PostgreSQL array (``{1,NULL,"a \\"b\\""}``) of ints, Decimals,
+    strings and Nones, for a parameter the SQL casts (``%s::bigint[]``). psycopg's array
+    dumper adapts a list element by element in Python (~1.3 µs each, binary or text): for
+    the ten arrays of 2,000 elements a rating chunk sends, 27 ms against 5 ms this way,
+    with the server's parsing included."""
+    parts = []
+    for value in values:
+        if value is None:
+            parts.append("NULL")
+        elif isinstance(value, str):
+            parts.append('"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"')
+        else:  # int, Decimal: their str() is PostgreSQL's literal
+            parts.append(str(value))
+    return "{" + ",".join(parts) + "}"
 
 
 def execute(sql: str, params: Sequence) -> int:

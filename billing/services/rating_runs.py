@@ -48,7 +48,8 @@ from catalogs.models import ContentTitle, Product, UsageServiceCatalog
 from catalogs.rating import RateQuote, operator_time_zone, rate_usage, usage_quotes_for, usage_service_quote
 from core.choices import LifecycleState
 from core.exceptions import ApplicationError
-from core.sql import fetch_all, fetch_together
+from core.sql import array_literal, fetch_all, fetch_together
+from core.sql import execute as sql_execute
 from subscriptions.models import Subscription, SubscriptionService
 
 from ..models import BillingTermScheme, Invoice, UsageDetailRecord
@@ -261,15 +262,10 @@ WHERE u.id = ANY(%s::bigint[]) AND u.id = v.id AND u.state = 'PENDING'
 def _write(rows: list[tuple]) -> None:
     """All of a chunk's results in one set-based statement on PostgreSQL; row by row elsewhere."""
     if connection.vendor == "postgresql":
-        # A server-side-binding psycopg cursor with binary parameters: the nine arrays travel
-        # without being rendered into SQL text (Django's cursor binds on the client).
-        import psycopg
-
-        connection.ensure_connection()
-        with psycopg.Cursor(connection.connection) as cursor:
-            columns = [list(column) for column in zip(*rows)]
-            cursor.execute(UPDATE_SQL.format(table=connection.ops.quote_name(UsageDetailRecord._meta.db_table)),
-                           [*columns, columns[0]], binary=True)
+        # Each column one array in its text form (``array_literal``: a fifth of the cost of
+        # psycopg adapting ~20,000 elements one by one), bound server-side and prepared.
+        columns = [array_literal(column) for column in zip(*rows)]
+        sql_execute(UPDATE_SQL.format(table=connection.ops.quote_name(UsageDetailRecord._meta.db_table)), [*columns, columns[0]])
         return
     for pk, state, amount, currency, catalog, service, tier, reason, rejection in rows:
         UsageDetailRecord.objects.filter(pk=pk, state=State.PENDING).update(

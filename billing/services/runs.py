@@ -42,7 +42,7 @@ from time import monotonic as time_monotonic
 
 from django.contrib.contenttypes.models import ContentType
 from django.db import connection, transaction
-from django.db.models import F, OuterRef, Q, Subquery
+from django.db.models import F, JSONField, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -462,8 +462,11 @@ def _insert(model, columns: Sequence[str], rows: list[tuple]) -> None:
         return
     from psycopg.types.json import Jsonb
 
-    names = ", ".join(f'"{model._meta.get_field(column).column}"' for column in columns)
-    values = [[Jsonb(value) if isinstance(value, (dict, list)) else value for value in row] for row in rows]
+    fields = [model._meta.get_field(column) for column in columns]
+    names = ", ".join(f'"{field.column}"' for field in fields)
+    json = {n for n, field in enumerate(fields) if isinstance(field, JSONField)}  # an audit row's changes and reasons
+    values = rows if not json else [[Jsonb(value) if n in json and isinstance(value, (dict, list)) else value
+                                     for n, value in enumerate(row)] for row in rows]
     if len(rows) <= _FEW_ROWS:
         # An order's invoice: a COPY costs two round trips (start, then data and end); a
         # prepared INSERT, sent by executemany in pipeline mode, one for all its rows.

@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 from django.core import mail
 
-from billing.models import JournalEntry
+from billing.models import Invoice, JournalEntry
 from billing.selectors import ar_balance, trial_balance
 from payments.models import DunningCase, Payment, WebhookEvent
 from payments.selectors import invoice_is_paid, invoice_open_amount
@@ -40,6 +40,36 @@ def test_a_saved_card_pays_a_ppv_order_automatically(world, browser, stripe_send
     assert JournalEntry.objects.count() == entries
     listed = world["portal"].get("/api/v1/payments/").json()["results"]
     assert [(row["state"], row["invoice"]) for row in listed] == [("SUCCEEDED", invoice.number)]
+
+
+@pytest.mark.parametrize("batch", [100, 2], ids=["one message", "split by a worker"])
+def test_every_invoice_a_rating_chunk_posts_is_collected(world, browser, django_capture_on_commit_callbacks, monkeypatch, batch):
+    """A chunk's instant invoices go out in one collection message; past ``COLLECT_BATCH``
+    invoices the worker that takes it splits it into messages of that many."""
+    from billing.services import invoicing
+    from billing.services.ingestion import udr_ingest
+    from billing.services.rating_runs import udr_rating_claim_and_rate
+    from tests.conftest import portal_client_for
+    from tests.factories import customer_create
+    from tests.world import effective_subscription
+
+    monkeypatch.setattr(invoicing, "COLLECT_BATCH", batch)
+    scheme = world["subscription"].billing_term_scheme
+    subscriptions = [world["subscription"]] + [effective_subscription(customer_create(first_name=name), scheme)
+                                               for name in ("Maria", "Andreas")]
+    for subscription in subscriptions:
+        save_card(portal_client_for(subscription.account), browser, VISA)
+    udr_ingest(source="NAGRA", records=[
+        {"external_id": f"C-{n}", "account": subscription.account.number, "subscription": subscription.number,
+         "product": "LOTR", "usage_at": "2026-11-20T14:00:00+02:00"} for n, subscription in enumerate(subscriptions)])
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert udr_rating_claim_and_rate() == 3
+
+    invoices = list(Invoice.objects.filter(subscription__in=subscriptions))
+    assert len(invoices) == 3 and all(invoice_is_paid(invoice=invoice) for invoice in invoices)
+    assert sorted(Payment.objects.values_list("invoice", "state")) == sorted((invoice.pk, "SUCCEEDED") for invoice in invoices)
+    assert_books_balance()
 
 
 def test_webhook_redelivery_does_nothing(world, browser, stripe_sender, django_capture_on_commit_callbacks):

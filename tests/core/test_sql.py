@@ -115,3 +115,17 @@ def test_statements_in_a_pipelined_block_all_land_and_an_error_surfaces_as_djang
         execute_many(insert, [("user:4", "k-0", "f" * 64, "IN_PROGRESS", now)])
         execute_many(insert, [("user:3", "k-0", "f" * 64, "IN_PROGRESS", now)])  # the key is taken
     assert not IdempotencyRecord.objects.filter(scope="user:4").exists()  # the block's writes are undone with it
+
+
+def test_an_array_literal_carries_every_value_back_exactly():
+    from decimal import Decimal
+
+    from core.sql import array_literal
+
+    assert connection.vendor == "postgresql", "make test runs this on PostgreSQL"
+    texts = ['Night tier 02:30 — "VIP", 50% off', "back\\slash, {braces}", "", "NULL", None]
+    numbers = [Decimal("5.0000"), Decimal("-0.01"), None, Decimal("1E+2")]
+    ids = [9_007_199_254_740_993, None, 1]
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT %s::varchar[], %s::numeric[], %s::bigint[]", [array_literal(texts), array_literal(numbers), array_literal(ids)])
+        assert cursor.fetchone() == (texts, numbers, ids)

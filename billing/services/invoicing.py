@@ -26,7 +26,7 @@ import functools
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -417,9 +417,11 @@ def credit_note_issue(*, invoice: Invoice, reason: str, lines: Mapping | None = 
 
 # --- usage billing ------------------------------------------------------------------------
 
-def _usage_line_description(udr: UsageDetailRecord) -> str:
+def _usage_line_description(udr: UsageDetailRecord, local_at: datetime | None = None) -> str:
+    """The movie (or service), when in the operator's time zone (``local_at``, if the caller
+    has it), and why it cost what it did."""
     what = udr.title.title if udr.title_id else udr.product.name
-    when = timezone.localtime(udr.usage_at).strftime("%Y-%m-%d %H:%M")
+    when = (local_at or timezone.localtime(udr.usage_at)).strftime("%Y-%m-%d %H:%M")
     return f"{what} ({when}) — {udr.rate_reason}" if udr.rate_reason else f"{what} ({when})"
 
 

@@ -15,7 +15,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from accounts.models import AccountsReceivable, Address, PortalUser
-from core.sql import RowPages, fetch_one, select_columns, split_row
+from core.sql import RowPages, fetch_all, fetch_one, select_columns, split_row
 from subscriptions.models import Subscription
 
 from .models import CreditNote, Invoice, LedgerAccount, Posting, TaxRate
@@ -76,12 +76,24 @@ def _billing_country_sql() -> str:
 
 
 def billing_countries_for(*, contact_ids) -> dict[int, str]:
-    """``billing_country_for`` for many customers in one query: contact id → country."""
+    """``billing_country_for`` for many customers in one query: contact id → country. On
+    PostgreSQL a prepared statement with one array parameter (a billing or rating chunk
+    asks for ~1,600: the ORM's IN list cost ~15 ms to build and bind)."""
     countries = dict.fromkeys(contact_ids, settings.DEFAULT_COUNTRY)
-    for contact_id, country in (Address.objects.filter(contact_id__in=countries, kind=Address.Kind.BILLING)
-                                .order_by("-pk").values_list("contact_id", "country")):
+    if connection.vendor == "postgresql":
+        rows = fetch_all(_billing_countries_sql(), [list(countries), Address.Kind.BILLING.value])
+    else:  # the first address of each wins, as in billing_country_for
+        rows = (Address.objects.filter(contact_id__in=countries, kind=Address.Kind.BILLING)
+                .order_by("-pk").values_list("contact_id", "country"))
+    for contact_id, country in rows:
         countries[contact_id] = country or settings.DEFAULT_COUNTRY
     return countries
+
+
+@functools.cache
+def _billing_countries_sql() -> str:
+    return (f"SELECT DISTINCT ON (contact_id) contact_id, country FROM {Address._meta.db_table} "
+            f"WHERE contact_id = ANY(%s) AND kind = %s ORDER BY contact_id, id")
 
 
 def tax_rate_for(*, country: str, product=None, tax_class: str | None = None, on: date) -> TaxRate | None:

@@ -156,3 +156,17 @@ def test_an_invoice_line_without_a_tax_rate_is_refused(cy_vat):
     assert raised.value.fields["tax"][0].startswith("No tax rate for Physical good in CY on ")
     assert not invoice.lines.exists()
     assert Invoice.objects.get(pk=invoice.pk).gross_total == 0
+
+
+def test_many_customers_are_taxed_where_each_one_alone_would_be(settings):
+    from billing.selectors import billing_countries_for
+
+    greek, cypriot, without = (customer_create(portal=False) for _ in range(3))
+    account_services.address_save(contact=greek.contact, address=greek.contact.addresses.get(kind="BILLING"), data={"country": "GR"})
+    without.contact.addresses.all().delete()
+    settings.DEFAULT_COUNTRY = "MT"
+
+    accounts = (greek, cypriot, without)
+    assert billing_countries_for(contact_ids=[account.contact_id for account in accounts]) == {
+        greek.contact_id: "GR", cypriot.contact_id: "CY", without.contact_id: "MT"}
+    assert [billing_country_for(account=account) for account in accounts] == ["GR", "CY", "MT"]

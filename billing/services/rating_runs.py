@@ -417,7 +417,7 @@ def _charge_and_write(pending: list[_Pending], outcome: dict[int, RateQuote | st
         return []
     subscriptions, older = fetch_together([
         (_due_subscriptions_sql(), [sorted(new), sorted(schemes)]),
-        (_older_rated_sql(), [sorted(new), State.RATED.value])])
+        (_older_rated_sql(), [sorted(new), State.RATED.value, sorted(schemes)])])
     if not subscriptions:
         _write(rows)
         return []
@@ -435,8 +435,7 @@ def _charge_and_write(pending: list[_Pending], outcome: dict[int, RateQuote | st
             records[pk].append(_Rated(pk=udr.pk, subscription_id=pk, product=ctx.products[udr.product_id], usage_at=udr.usage_at,
                                       amount=quote.amount, currency=quote.currency, rate_reason=quote.reason[:MAX_RATE_REASON],
                                       title_id=udr.title_id, title=titles.get(udr.title_id)))
-        if older_ids:
-            records[pk].sort(key=lambda udr: (udr.usage_at, udr.pk))
+        records[pk].sort(key=lambda udr: (udr.usage_at, udr.pk))  # the invoice's line order
         if _rules_met(schemes[scheme_id], records[pk]):
             due.append((pk, _Account(pk=account_id, contact_id=contact_id, currency=currency, classification=None), records[pk]))
     written = False
@@ -464,8 +463,13 @@ def _due_subscriptions_sql() -> str:
 
 @functools.cache
 def _older_rated_sql() -> str:
-    return (f"SELECT DISTINCT subscription_id FROM {connection.ops.quote_name(UsageDetailRecord._meta.db_table)} "
-            f"WHERE subscription_id = ANY(%s) AND state = %s")
+    """Which of the subscriptions on a scheme with usage rules have RATED records already
+    (not those waiting for a billing run: their RATED backlog is not this chunk's to read
+    or lock)."""
+    quote = connection.ops.quote_name
+    return (f"SELECT DISTINCT u.subscription_id FROM {quote(UsageDetailRecord._meta.db_table)} u "
+            f"JOIN {quote(Subscription._meta.db_table)} s ON s.id = u.subscription_id "
+            f"WHERE u.subscription_id = ANY(%s) AND u.state = %s AND s.billing_term_scheme_id = ANY(%s)")
 
 
 # What charging reads of a record (the invoice line's text, amount, currency, day, product).

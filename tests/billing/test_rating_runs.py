@@ -302,6 +302,21 @@ def test_a_threshold_counts_the_records_rated_in_earlier_chunks(zx_catalog, bill
     assert invoice.journal_entry.postings.get(ledger_account__code="AR").amount == D("18.00")
 
 
+def test_usage_waiting_for_the_billing_run_stays_rated_beside_a_chunk_billed_at_once(zx_catalog, billing_scheme):
+    from billing.services.schemes import billing_term_scheme_create, billing_term_scheme_set_effective
+
+    monthly = billing_term_scheme_set_effective(scheme=billing_term_scheme_create(name="Monthly in arrears"))
+    waiting, instant = effective_subscription(customer_create(), monthly), effective_subscription(customer_create(), billing_scheme)
+    earlier = ingest(waiting, at=NIGHT)
+    assert udr_rating_claim_and_rate() == 1
+    later, now = ingest(waiting, at=DAY), ingest(instant, at=DAY)
+
+    assert udr_rating_claim_and_rate() == 2
+
+    assert [rated(udr)[0] for udr in (earlier, later, now)] == ["RATED", "RATED", "BILLED"]
+    assert list(Invoice.objects.values_list("subscription", "gross_total")) == [(instant.pk, D("10.00"))]
+
+
 def test_rating_and_charging_a_chunk_takes_the_same_queries_for_3_or_30_subscriptions(zx_catalog, billing_scheme):
     assert connection.vendor == "postgresql", "make test runs this on PostgreSQL"
 

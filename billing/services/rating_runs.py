@@ -301,43 +301,22 @@ def _usage_rule_schemes() -> dict[int, BillingTermScheme]:
         Q(max_unbilled_udrs__isnull=False) | Q(max_unbilled_amount__isnull=False))}
 
 
-_CHARGE_FIELDS = ("id", "account_id", "billing_term_scheme_id", "account__id", "account__contact_id", "account__currency")
-
-
 def udr_bill_due(*, subscription_ids) -> int:
-    """Bill each subscription whose scheme's usage rules are met now; returns invoices made.
-
-    On PostgreSQL the subscriptions are charged together, set-based (``_bill_together``); a
-    subscription that cannot be billed that way (another currency than its account's, no
-    tax rate) and every subscription on SQLite go through ``usage_bill_if_due``, the path
-    an order takes, one at a time. (Bulk rating on PostgreSQL charges inside the chunk's
-    own transaction instead: ``_rate_and_charge_chunk``.)"""
+    """Bill, one at a time as an order would (``usage_bill_if_due``), each subscription whose
+    scheme's usage rules are met now; returns invoices made. What follows a chunk on SQLite,
+    and on PostgreSQL a subscription the chunk's set-based charging could not bill (usage
+    in another currency than its account's, no tax rate): there a chunk charges inside its
+    own transaction (``_rate_and_charge_chunk``)."""
     schemes = _usage_rule_schemes()
-    # Only what charging reads (the account's id, contact and currency): full rows of ~2,000
-    # subscriptions and accounts cost ~80 ms a chunk, these ~35. The rare one-by-one path
-    # loads the rest when it needs it.
-    subscriptions = list(Subscription.objects.select_related("account").only(*_CHARGE_FIELDS)
-                         .filter(pk__in=subscription_ids, billing_term_scheme_id__in=schemes).order_by("pk")) if schemes else []
-    for subscription in subscriptions:
-        subscription.billing_term_scheme = schemes[subscription.billing_term_scheme_id]
-    invoices, one_by_one = 0, subscriptions
-    if connection.vendor == "postgresql" and subscriptions:
-        by_pk = {subscription.pk: subscription for subscription in subscriptions}
-        with transaction.atomic():
-            records: dict[int, list] = defaultdict(list)
-            for udr in _rated_to_bill(by_pk):
-                records[udr.subscription_id].append(udr)
-            due = [(pk, by_pk[pk].account, records[pk]) for pk in sorted(records)
-                   if _rules_met(by_pk[pk].billing_term_scheme, records[pk])]
-            invoices, left = _bill_together(due)
-        one_by_one = [by_pk[pk] for pk in left]
-    for subscription in one_by_one:
-        invoices += usage_bill_if_due(subscription=subscription) is not None
-    return invoices
+    if not schemes or not subscription_ids:
+        return 0
+    subscriptions = (Subscription.objects.select_related("account", "billing_term_scheme")
+                     .filter(pk__in=subscription_ids, billing_term_scheme_id__in=schemes).order_by("pk"))
+    return sum(usage_bill_if_due(subscription=subscription) is not None for subscription in subscriptions)
 
 
 def _bill_together(due: list[tuple[int, object, list]], *,
-                   udrs_billed_write: Callable[[list[int]], None] | None = None) -> tuple[int, list[int]]:
+                   udrs_billed_write: Callable[[list[int]], None] | None = None) -> list[int]:
     """Invoice each (subscription pk, its account, its records due) in the caller's
     transaction, with the billing run's set-based writer (``runs.bills_write``: a block of
     gapless numbers, then a handful of bulk INSERTs for all invoices, lines, journal entries
@@ -345,8 +324,8 @@ def _bill_together(due: list[tuple[int, object, list]], *,
     The outcome is what ``usage_bill_if_due`` gives: one POSTED invoice per subscription
     and its records, Dr AR (naming the customer's account) / Cr REVENUE_PPV / Cr
     TAX_PAYABLE per invoice, free usage BILLED without an invoice. ``udrs_billed_write``
-    goes to the first ``bills_write``. Returns (invoices made, the subscriptions left for
-    the one-by-one path)."""
+    goes to the first ``bills_write``. Returns the subscriptions left for the one-by-one
+    path (``udr_bill_due``)."""
     from .runs import AccountBill, AccountNotBillable, _usage_lines, bills_write
 
     countries = billing_countries_for(contact_ids=[account.contact_id for _pk, account, _records in due])
@@ -359,15 +338,13 @@ def _bill_together(due: list[tuple[int, object, list]], *,
             left.append(pk)
             continue
         bills.append(bill)
-    made = 0
     while bills:
         batch, bills = _one_per_account(bills)  # bills_write reports problems by account
         errors: dict[int, str] = {}
-        made += len(bills_write(bills=batch, run=None, issued_on=timezone.localdate(), errors=errors,
-                                udrs_billed_write=udrs_billed_write))
+        bills_write(bills=batch, run=None, issued_on=timezone.localdate(), errors=errors, udrs_billed_write=udrs_billed_write)
         udrs_billed_write = None  # called once; a second batch's records are marked by bills_write
         left += [bill.subscription_id for bill in batch if bill.account.pk in errors]
-    return made, left
+    return left
 
 
 @dataclass(slots=True)
@@ -447,7 +424,7 @@ def _charge_and_write(pending: list[_Pending], outcome: dict[int, RateQuote | st
         _udrs_billed(sorted(billed_set.difference(outcome)))  # older records, RATED before this chunk
         written = True
 
-    left = _bill_together(due, udrs_billed_write=write)[1] if due else []
+    left = _bill_together(due, udrs_billed_write=write) if due else []
     if not written:
         _write(rows)
     return left
@@ -511,9 +488,7 @@ def udr_rating_claim_and_rate(*, chunk_size: int = DEFAULT_CHUNK, bill: bool = T
     SQLite the chunk commits, then each subscription is billed as an order would be."""
     if bill and connection.vendor == "postgresql":
         result, left = _rate_and_charge_chunk(chunk_size)
-        for subscription in (Subscription.objects.select_related("account", "billing_term_scheme").filter(pk__in=left)
-                             .order_by("pk") if left else ()):
-            usage_bill_if_due(subscription=subscription)
+        udr_bill_due(subscription_ids=left)
         return len(result)
     result = udr_rate_chunk(chunk_size=chunk_size)
     if bill and result.subscription_ids:

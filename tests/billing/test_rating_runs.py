@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from billing.models import Invoice, UsageDetailRecord
 from billing.services.ingestion import udr_ingest
-from billing.services.rating_runs import udr_bill_due, udr_rate_chunk, udr_rating_claim_and_rate
+from billing.services.rating_runs import udr_rate_chunk, udr_rating_claim_and_rate
 from billing.tasks import udr_rating_dispatch_task, udr_rating_task
 from catalogs.models import Product, ProductType
 from tests.factories import customer_create
@@ -265,22 +265,6 @@ def test_a_chunk_charges_each_due_subscription_like_an_order_would(zx_catalog, b
     assert sum(trial_balance().values(), D("0")) == 0
     assert set(UsageDetailRecord.objects.values_list("state", flat=True)) == {"BILLED"}
     assert usage_bill_if_due(subscription=maria) is None  # nothing left to bill
-
-
-def test_charging_a_chunk_takes_the_same_queries_for_3_or_30_subscriptions(zx_catalog, billing_scheme):
-    assert connection.vendor == "postgresql", "make test runs this on PostgreSQL"
-
-    def queries_to_charge(count):
-        subscriptions = [effective_subscription(customer_create(), billing_scheme) for _ in range(count)]
-        for subscription in subscriptions:
-            ingest(subscription, at=DAY)
-        result = udr_rate_chunk()
-        with CaptureQueriesContext(connection) as context:
-            assert udr_bill_due(subscription_ids=result.subscription_ids) == count
-        return len(context)
-
-    queries_to_charge(1)  # the year's invoice number series is created once
-    assert queries_to_charge(3) == queries_to_charge(30)
 
 
 def test_a_threshold_counts_the_records_rated_in_earlier_chunks(zx_catalog, billing_scheme):

@@ -20,7 +20,8 @@ help:
 $(PY):
 	@$(PYTHON) -m venv $(VENV) || { \
 	  echo "Could not create a virtualenv. On Debian/Ubuntu: sudo apt-get install python3-venv"; exit 2; }
-	@$(PY) -m pip install --quiet --upgrade pip
+	@# the setuptools that `venv` seeds (65.5 on Python 3.11) has known vulnerabilities
+	@$(PY) -m pip install --quiet --upgrade pip setuptools
 
 $(VENV)/.installed-run: pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet -e .

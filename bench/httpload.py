@@ -82,8 +82,12 @@ def gunicorn_stop(process: subprocess.Popen) -> None:
 
 
 class _Exchange(asyncio.Protocol):
-    """One request on its own connection: write it, read the answer until the server
-    closes (gunicorn's sync workers close after each response), keep the status code.
+    """One request on its own connection (``Connection: close``: gunicorn's sync workers
+    serve one request per connection): write it, read the answer until its Content-Length
+    is in, close, keep the status code. Closing then, as HTTP clients do, matters: in
+    gunicorn 27 (``util.close_graceful``) a worker lingers after its response until the client closes (RFC 9112
+    §9.6), so a generator that waited for the server's close held each worker for one
+    more turn of its own event loop.
     A bare protocol costs the generator a fraction of a full HTTP client's CPU, and the
     generator shares the server's CPUs."""
 
@@ -96,6 +100,29 @@ class _Exchange(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.chunks.append(data)
+        # The answer is complete when its Content-Length is in: the client has it then (as
+        # any HTTP client would, it closes its side at once instead of waiting for the
+        # server's close; gunicorn lingers until the client closes, RFC 9112 §9.6).
+        answer = b"".join(self.chunks)
+        head, sep, body = answer.partition(b"\r\n\r\n")
+        if sep:
+            length = self._length(head)
+            if length is not None and len(body) >= length:
+                self._finish(head, body, length)
+                self.transport.close()
+
+    @staticmethod
+    def _length(head: bytes) -> int | None:
+        return next((int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")[1:]
+                     if line.lower().startswith(b"content-length:")), None)
+
+    def _finish(self, head: bytes, body: bytes, length: int | None) -> None:
+        status_line = head.split(b"\r\n", 1)[0].split()
+        if len(status_line) < 2 or not status_line[1].isdigit():
+            self.done.set_result("BadResponse")
+            return
+        # A body cut short is an error, not an answer.
+        self.done.set_result(int(status_line[1]) if length is None or length == len(body) else "ShortBody")
 
     def connection_lost(self, error) -> None:
         if self.done.done():
@@ -103,16 +130,9 @@ class _Exchange(asyncio.Protocol):
         if error is not None:
             self.done.set_result(type(error).__name__)
             return
-        answer = b"".join(self.chunks)
-        head, _sep, body = answer.partition(b"\r\n\r\n")
-        status_line = head.split(b"\r\n", 1)[0].split()
-        if len(status_line) < 2 or not status_line[1].isdigit():
-            self.done.set_result("BadResponse")
-            return
-        length = next((int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")[1:]
-                       if line.lower().startswith(b"content-length:")), None)
-        # A body cut short is an error, not an answer.
-        self.done.set_result(int(status_line[1]) if length is None or length == len(body) else "ShortBody")
+        # Closed by the server before a complete answer (or one without Content-Length).
+        head, _sep, body = b"".join(self.chunks).partition(b"\r\n\r\n")
+        self._finish(head, body, self._length(head))
 
 
 def _payload(host: str, call: Call) -> bytes:

@@ -18,7 +18,7 @@ from django.db.models.functions import Coalesce
 from accounts.models import AccountsReceivable
 from catalogs.pricing import months_add
 
-from .models import AccountMonth, AccountViewingDay, MrrSnapshot, ViewingDay
+from .models import AccountMonth, AccountViewingDay, MrrSnapshot, SegmentMonth, ViewingDay
 from .services.mrr import month_end
 
 ZERO = Decimal("0.00")
@@ -38,7 +38,16 @@ def _ratio(part: Decimal, whole: Decimal) -> Decimal | None:
 
 def account_months(*, segment: dict[str, str] | None = None, currency: str | None = None) -> QuerySet[AccountMonth]:
     """Customer months filtered by segment values, e.g. ``{"classification": "VIP"}``."""
-    rows = AccountMonth.objects.all()
+    return _in_segment(AccountMonth.objects.all(), segment=segment, currency=currency)
+
+
+def segment_months(*, segment: dict[str, str] | None = None, currency: str | None = None) -> QuerySet[SegmentMonth]:
+    """The per-segment monthly sums (``SegmentMonth``), filtered like ``account_months``:
+    what month-by-month figures read (tens of rows a month, not one per customer)."""
+    return _in_segment(SegmentMonth.objects.all(), segment=segment, currency=currency)
+
+
+def _in_segment(rows: QuerySet, *, segment: dict[str, str] | None, currency: str | None) -> QuerySet:
     for key, value in (segment or {}).items():
         if key not in SEGMENTS:
             raise ValueError(f"Unknown segment {key!r}; use one of {', '.join(SEGMENTS)}.")
@@ -100,29 +109,24 @@ class MonthMetrics:
         return _ratio(self.churned + self.contraction - self.expansion - self.reactivation, self.mrr_at_start)
 
 
-def _amount(kind: str):
-    return Sum("movement_amount", filter=Q(movement=kind), default=ZERO)
+_MONEY = ("mrr", "new", "expansion", "contraction", "churned", "reactivation", "recurring_revenue", "ppv_revenue",
+          "one_time_revenue")
+_MONTH_SUMS = (*_MONEY[:6], "customers", "customers_at_start", "new_customers", "churned_customers", *_MONEY[6:], "ppv_orders")
 
 
 def segment_choices() -> dict[str, list[str]]:
-    """The values each segment filter offers (few distinct values; read from the rollup in
-    one pass over it: the distinct combinations, split per filter)."""
-    combinations = list(AccountMonth.objects.order_by().values_list(*SEGMENTS).distinct())
+    """The values each segment filter offers (few distinct values; read from the segment
+    months: the distinct combinations, split per filter)."""
+    combinations = list(SegmentMonth.objects.order_by().values_list(*SEGMENTS).distinct())
     return {key: sorted({combination[n] for combination in combinations}) for n, key in enumerate(SEGMENTS)}
 
 
 def metrics_by_month(*, first: date, last: date, segment: dict[str, str] | None = None,
                      currency: str | None = None) -> list[MonthMetrics]:
-    """One row per month from ``first`` to ``last`` (months without rows give zeros)."""
-    rows = (account_months(segment=segment, currency=currency).filter(month__range=(first, last)).values("month")
-            .annotate(m_mrr=Sum("mrr", default=ZERO), m_new=_amount(Movement.NEW), m_expansion=_amount(Movement.EXPANSION),
-                      m_contraction=_amount(Movement.CONTRACTION), m_churned=_amount(Movement.CHURN),
-                      m_reactivation=_amount(Movement.REACTIVATION),
-                      m_customers=Count("pk", filter=Q(mrr__gt=0)), m_customers_at_start=Count("pk", filter=Q(previous_mrr__gt=0)),
-                      m_new_customers=Count("pk", filter=Q(movement=Movement.NEW)),
-                      m_churned_customers=Count("pk", filter=Q(movement=Movement.CHURN)),
-                      m_recurring_revenue=Sum("recurring_revenue", default=ZERO), m_ppv_revenue=Sum("ppv_revenue", default=ZERO),
-                      m_one_time_revenue=Sum("one_time_revenue", default=ZERO), m_ppv_orders=Sum("ppv_orders", default=0)))
+    """One row per month from ``first`` to ``last`` (months without rows give zeros), summed
+    from the segment months (the monthly rollup's per-segment sums of the customer months)."""
+    rows = (segment_months(segment=segment, currency=currency).filter(month__range=(first, last)).values("month").order_by()
+            .annotate(**{f"m_{name}": Sum(name, default=ZERO if name in _MONEY else 0) for name in _MONTH_SUMS}))
     # Sums of money in cents (SQLite returns a SUM of decimals with float digits: 8.39000000000000).
     by_month = {row["month"]: {key[2:]: _cents(value) if isinstance(value, Decimal) else value
                                for key, value in row.items() if key.startswith("m_")} for row in rows}
@@ -154,8 +158,8 @@ def churn_rate(*, last: date, months: int = CHURN_WINDOW_MONTHS, segment: dict[s
     """Pooled monthly logo churn over the ``months`` ending with ``last``: customers lost ÷
     customer-months at risk (a month with few customers weighs little)."""
     first = months_add(last.replace(day=1), -(months - 1))
-    totals = (account_months(segment=segment).filter(month__range=(first, last))
-              .aggregate(lost=Count("pk", filter=Q(movement=Movement.CHURN)), at_risk=Count("pk", filter=Q(previous_mrr__gt=0))))
+    totals = (segment_months(segment=segment).filter(month__range=(first, last))
+              .aggregate(lost=Sum("churned_customers", default=0), at_risk=Sum("customers_at_start", default=0)))
     return _ratio(totals["lost"], totals["at_risk"])
 
 

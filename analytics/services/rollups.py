@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 from django.conf import settings
 from django.db import transaction
@@ -25,7 +25,7 @@ from billing.models import CreditNoteLine, Invoice, InvoiceLine, PromotionGrant,
 from catalogs.pricing import months_add
 from subscriptions.models import SubscriptionAction, SubscriptionService
 
-from ..models import AccountMonth, AccountViewingDay, MrrSnapshot
+from ..models import AccountMonth, AccountViewingDay, MrrSnapshot, SegmentMonth
 from .mrr import month_end, service_mrr
 
 ZERO = Decimal("0.00")
@@ -216,6 +216,39 @@ def _replace(model, month: date, rows: list, unique: list[str], fields: list[str
 
 
 SEGMENT_FIELDS = ["classification", "country", "channel", "currency"]
+CENT = Decimal("0.01")
+
+
+def segment_months_write(month: date, *, account_month=AccountMonth, segment_month=SegmentMonth) -> int:
+    """Replace ``month``'s segment rows by the sums and counts of its customer months
+    (grouped in the database). Run by the monthly rollup after the customer months, in
+    its transaction; the models are parameters for the migration that fills the table
+    from existing customer months. Returns the number of segment rows."""
+    def movement(kind):
+        return Sum("movement_amount", filter=Q(movement=kind), default=ZERO)
+
+    groups = (account_month.objects.filter(month=month).order_by().values(*SEGMENT_FIELDS)
+              .annotate(s_mrr=Sum("mrr", default=ZERO), s_new=movement(Movement.NEW), s_expansion=movement(Movement.EXPANSION),
+                        s_contraction=movement(Movement.CONTRACTION), s_churned=movement(Movement.CHURN),
+                        s_reactivation=movement(Movement.REACTIVATION),
+                        s_customers=Count("pk", filter=Q(mrr__gt=0)), s_customers_at_start=Count("pk", filter=Q(previous_mrr__gt=0)),
+                        s_new_customers=Count("pk", filter=Q(movement=Movement.NEW)),
+                        s_churned_customers=Count("pk", filter=Q(movement=Movement.CHURN)),
+                        s_recurring_revenue=Sum("recurring_revenue", default=ZERO), s_ppv_revenue=Sum("ppv_revenue", default=ZERO),
+                        s_one_time_revenue=Sum("one_time_revenue", default=ZERO), s_ppv_orders=Sum("ppv_orders", default=0)))
+    # SQLite sums decimals as floats (8.390000000000001): back to cents, half up, as the dashboard rounds.
+    rows = [segment_month(month=month, **{key: group[key] for key in SEGMENT_FIELDS},
+                          **{key[2:]: Decimal(str(value)).quantize(CENT, rounding=ROUND_HALF_UP)
+                             if key[2:] in _MONEY_SUMS else value
+                             for key, value in group.items() if key.startswith("s_")})
+            for group in groups]
+    segment_month.objects.filter(month=month).delete()
+    segment_month.objects.bulk_create(rows, batch_size=1000)
+    return len(rows)
+
+
+_MONEY_SUMS = {"mrr", "new", "expansion", "contraction", "churned", "reactivation", "recurring_revenue", "ppv_revenue",
+               "one_time_revenue"}
 
 
 def analytics_month_rollup(*, month: date) -> list[AccountMonth]:
@@ -238,6 +271,7 @@ def analytics_month_rollup(*, month: date) -> list[AccountMonth]:
                  ["cohort", "mrr", "previous_mrr", "movement", "movement_amount", "recurring_revenue", "ppv_revenue",
                   "one_time_revenue", "ppv_orders", "night_orders", "views", "seconds_watched", "recent_seconds",
                   "before_seconds", "computed_at", *SEGMENT_FIELDS])
+        segment_months_write(month)
     return rows
 
 

@@ -13,10 +13,12 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from django.db import connection
 from django.db.models import Count, F, Max, Q, QuerySet, Sum
+from django.db.models.expressions import RawSQL
 from django.db.models.functions import Coalesce
 
 from accounts.models import AccountsReceivable
 from catalogs.pricing import months_add
+from core.sql import array_literal
 
 from .models import AccountMonth, AccountViewingDay, MrrSnapshot, SegmentMonth, ViewingDay
 from .services.mrr import month_end
@@ -281,23 +283,57 @@ def _at_risk(paying: bool, before: int, recent: int) -> bool:
     return paying and before >= AT_RISK_MIN_SECONDS and Decimal(recent) < AT_RISK_DROP * before
 
 
-def _insight_basis(*, first: date, last: date, segment: dict[str, str] | None):
-    """What both the rows and the counts need: the period's customer months and viewing
-    rows, orders per customer, who pays at the end, and the two 30-day viewing windows."""
+def _insight_basis(*, first: date, last: date, segment: dict[str, str] | None, kind: str = "all"):
+    """What the rows need: the period's customer months and viewing rows, orders per
+    customer, who pays at the end, and the two 30-day viewing windows — for a behaviour
+    segment (``kind``), only of its members as the customer months tell them (the same
+    rule as the dashboard's counts), so that the viewing rows read are theirs alone."""
     end = month_end(last)
     months = account_months(segment=segment).filter(month__range=(first, last))
+    windows_of = AccountViewingDay.objects.filter(day__range=(end - timedelta(days=2 * AT_RISK_WINDOW_DAYS - 1), end))
+    if kind != "all":
+        members = _member_set(_members(months, last=last, kind=kind))
+        months, windows_of = months.filter(account_id__in=members), windows_of.filter(account_id__in=members)
     orders = {row["account_id"]: row for row in months.values("account_id").annotate(
         orders=Sum("ppv_orders"), night=Sum("night_orders"))}
     paying = set(months.filter(month=last.replace(day=1), mrr__gt=0).values_list("account_id", flat=True))
     viewing = AccountViewingDay.objects.filter(day__range=(first, end))
-    if segment:
+    if kind != "all":
+        viewing = viewing.filter(account_id__in=members)
+    elif segment:
         viewing = viewing.filter(account_id__in=months.values("account_id"))
     recent_start = end - timedelta(days=AT_RISK_WINDOW_DAYS - 1)
-    before_start = recent_start - timedelta(days=AT_RISK_WINDOW_DAYS)
-    windows = {row["account_id"]: row for row in AccountViewingDay.objects.filter(day__range=(before_start, end))
+    windows = {row["account_id"]: row for row in windows_of
                .values("account_id").annotate(recent=Sum("seconds_watched", filter=Q(day__gte=recent_start), default=0),
                                               before=Sum("seconds_watched", filter=Q(day__lt=recent_start), default=0))}
     return months, viewing, orders, paying, windows
+
+
+def _member_set(members: QuerySet):
+    """The members read once, for the five queries that follow. On PostgreSQL, as one array
+    parameter (``unnest``: any number of ids, and each viewing query walks its members'
+    rows by the (account, day) index instead of re-running the segment's aggregate); else
+    the subquery itself."""
+    if connection.vendor != "postgresql":
+        return members
+    ids = array_literal(members.values_list("account_id", flat=True))
+    return RawSQL("SELECT unnest(%s::bigint[])", (ids,))
+
+
+def _members(months: QuerySet[AccountMonth], *, last: date, kind: str) -> QuerySet:
+    """The account ids of a behaviour segment among ``months`` (a subquery), by the rules of
+    ``_night_buyer`` and ``_at_risk`` applied to the customer months' copies of orders and
+    viewing windows — what ``subscriber_insight_counts`` counts."""
+    if kind == "at_risk":
+        drop_num, drop_den = AT_RISK_DROP.as_integer_ratio()
+        return (months.filter(month=last.replace(day=1), mrr__gt=0, before_seconds__gte=AT_RISK_MIN_SECONDS)
+                .alias(recent_scaled=F("recent_seconds") * drop_den, before_scaled=F("before_seconds") * drop_num)
+                .filter(recent_scaled__lt=F("before_scaled")).values("account_id"))
+    night_num, night_den = NIGHT_BUYER_SHARE.as_integer_ratio()
+    return (months.values("account_id").order_by()
+            .alias(orders=Sum("ppv_orders"), night=Sum("night_orders"))
+            .alias(night_scaled=F("night") * night_den, orders_scaled=F("orders") * night_num)
+            .filter(orders__gte=NIGHT_BUYER_MIN_ORDERS, night_scaled__gte=F("orders_scaled")).values("account_id"))
 
 
 def subscriber_insight_counts(*, first: date, last: date, segment: dict[str, str] | None = None) -> dict[str, int]:
@@ -338,7 +374,7 @@ def subscriber_insights(*, first: date, last: date, segment: dict[str, str] | No
     """
     if kind not in INSIGHT_SEGMENTS:
         raise ValueError(f"Unknown insight segment {kind!r}.")
-    months, viewing, orders, paying, windows = _insight_basis(first=first, last=last, segment=segment)
+    months, viewing, orders, paying, windows = _insight_basis(first=first, last=last, segment=segment, kind=kind)
     usage = {row["account_id"]: row for row in viewing.values("account_id").annotate(
         views=Sum("views"), seconds=Sum("seconds_watched"), completions=Sum("completions"))}
     genres = _seconds_by(viewing, "title__genres__name")

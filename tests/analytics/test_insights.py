@@ -71,6 +71,17 @@ def test_segments_keep_only_their_customers(watched):
         watched["dora"].number]
 
 
+def test_a_segment_read_alone_is_its_rows_among_everyones(watched):
+    # A segment's rows are read for its members only (chosen from the customer months), and
+    # come out exactly as in the list of every customer, for every filter
+    for segment in ({}, {"classification": "Normal"}, {"channel": "PORTAL"}, {"channel": "CALL_CENTER"}):
+        everyone = subscriber_insights(first=JAN, last=MAY, segment=segment)
+        for kind, flag in (("at_risk", "at_risk"), ("night_ppv_buyers", "night_ppv_buyer")):
+            assert subscriber_insights(first=JAN, last=MAY, segment=segment, kind=kind) == [
+                row for row in everyone if row[flag]], (segment, kind)
+    assert subscriber_insights(first=JAN, last=MAY, kind="at_risk", segment={"channel": "PORTAL"}) == []
+
+
 def test_the_dashboards_counts_are_the_segments_sizes(watched):
     # Anna, Ben, Chris and Dora; Anna at risk; Dora a night-time buyer
     counts = subscriber_insight_counts(first=JAN, last=MAY)

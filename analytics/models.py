@@ -78,7 +78,12 @@ class AccountMonth(Segment):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["month", "account"], name="analytics_account_once_per_month")]
-        indexes = [models.Index(fields=["month", "movement"], name="analytics_account_month_move")]
+        indexes = [
+            models.Index(fields=["month", "movement"], name="analytics_account_month_move"),
+            # Cohort retention (who ever paid, per sign-up month) from the index alone (PostgreSQL).
+            models.Index(fields=["cohort", "account", "month"], include=["classification", "country", "channel", "currency"],
+                         condition=models.Q(mrr__gt=0), name="analytics_account_cohort_paid"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.month:%Y-%m} account {self.account_id}: MRR {self.mrr}"

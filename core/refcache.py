@@ -26,13 +26,14 @@ On databases without the triggers (the SQLite default of ``make run``) nothing i
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Callable, Iterator, Sequence
 from contextvars import ContextVar
 from typing import Any, TypeVar
 
 from django.db import connection
 
-from core.sql import fetch_all, fetch_one, fetch_together
+from core.sql import fetch_all, fetch_one
 
 T = TypeVar("T")
 
@@ -82,15 +83,29 @@ def reference_version(group: str) -> tuple[int, int] | None:
 
 def fetch_one_reading_versions(sql: str, params: Sequence) -> tuple | None:
     """``fetch_one(sql, params)``. Inside a ``versions_read_once()`` block that has not read
-    its versions yet, they are read in the same round trip (``fetch_together``). For a
-    first query of requests that go on to read reference data (a device's key: every
-    entitlement check looks its title up): ~0.2 ms of Python saved per request."""
+    its versions yet, they are read in the same statement (``sql`` wrapped with a lateral
+    read of every group's version; when ``sql`` finds no row they are left for the next
+    look). For a first query of requests that go on to read reference data (a device's
+    key: every entitlement check looks its title up): a second query's ~0.4 ms of Python
+    saved per request, and ~0.13 ms more than sending the two in pipeline mode did."""
     seen = _read_once.get()
     if connection.vendor != "postgresql" or seen is None or seen:
         return fetch_one(sql, params)
-    rows, versions = fetch_together([(sql, params), (_VERSIONS_SQL, [])])
-    _remember(seen, versions)
-    return rows[0] if rows else None
+    row = fetch_one(_with_versions_sql(sql), params)
+    if row is None:
+        return None
+    *row, names, counters, writers = row
+    _remember(seen, list(zip(names or [], counters or [], writers or [])))
+    return tuple(row)
+
+
+@functools.lru_cache(maxsize=64)
+def _with_versions_sql(sql: str) -> str:
+    """``sql`` (one row at most) with every group's version in the same statement: one
+    round trip without pipeline mode, whose set-up and sync cost ~0.2 ms of Python."""
+    return (f"SELECT q.*, v.names, v.counters, v.writers FROM ({sql}) q CROSS JOIN LATERAL "
+            f"(SELECT array_agg(name) AS names, array_agg(counter) AS counters, array_agg(writer) AS writers "
+            f"FROM core_referenceversion) v")
 
 
 _VERSIONS_SQL = "SELECT name, counter, writer FROM core_referenceversion"

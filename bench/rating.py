@@ -23,7 +23,10 @@ Needs PostgreSQL: ``scripts/testenv.py -- .venv/bin/python bench/rating.py`` (wh
    a psycopg COPY of every row that run wrote (records, invoices, lines, journal entries,
    postings, audit rows, ...) into the same tables (and, stricter, into scratch copies),
    in three rounds of new records (the verdict takes the median round);
-7. print UDRs/s, reference rows/s and the ratios against the targets (DESIGN.md §5).
+7. end to end again with one worker process per CPU, one round of a chunk per worker from
+   one backlog (accounts added so that each record has its own: still one invoice per
+   record), against one connection's COPY of every row it wrote;
+8. print UDRs/s, reference rows/s and the ratios against the targets (DESIGN.md §5).
 """
 
 from __future__ import annotations
@@ -288,6 +291,48 @@ def end_to_end(pairs: list[tuple[int, int]], count: int, chunk_size: int, rounds
     return results
 
 
+def _warm(chunk_size: int) -> int:
+    connection.close()  # a forked child opens its own connections (database, broker) here, untimed
+    return udr_rating_claim_and_rate(chunk_size=chunk_size)
+
+
+def end_to_end_parallel(pairs: list[tuple[int, int]], count: int, chunk_size: int, workers: int) -> Round:
+    """One end-to-end round with ``workers`` processes claiming from one backlog of
+    ``workers`` × ``count`` new records (one chunk each), as a deployment with a worker per
+    CPU drains a bulk load. Each record has its own account and subscription (accounts are
+    added for the workers beyond the first: two orders of one customer in one bulk load
+    are rare), so every record is still its own invoice; the reference is the same
+    single-connection COPY of every row the round wrote."""
+    scheme = demo_billing_load()["scheme"]
+    accounts = [account for account, _sub in pairs[:count]] + [
+        customer_create(first_name=f"BenchP{n}", email=f"bench-parallel{n}@example.com", portal=False,
+                        classification="VIP" if n % 5 == 0 else "NORMAL") for n in range(count * (workers - 1))]
+    billed_pairs = _subscriptions(accounts, scheme)
+    connection.close()
+    context = multiprocessing.get_context("fork")
+    with context.Pool(workers) as pool:
+        generate(billed_pairs[:WARM_UP * workers], WARM_UP * workers, source="BENCH-PARALLEL-WARM-UP")
+        connection.close()
+        pool.map(_warm, [WARM_UP] * workers)
+        source = "BENCH-BILLED-PARALLEL"
+        generate(billed_pairs, workers * count, source=source)
+        with connection.cursor() as cursor:
+            for table in (TABLE, *CHARGE_TABLES):
+                cursor.execute(f'VACUUM ANALYZE "{table}"')
+        before = _id_tables()
+        connection.close()
+        started = time.perf_counter()
+        processed = sum(pool.map(_worker, [chunk_size] * workers))
+        elapsed = time.perf_counter() - started
+    after = _id_tables()
+    written = {table: after[table] - mark for table, mark in before.items() if after.get(table, 0) > mark}
+    where = {TABLE: f"source = '{source}'", **{table: f"id > {before[table]}" for table in written}}
+    scratch_copied, scratch_elapsed = reference_scratch(where)
+    copied, copy_elapsed = reference(where)
+    assert copied == scratch_copied
+    return Round(processed, elapsed, written, copied, copy_elapsed, scratch_elapsed)
+
+
 def machine() -> str:
     model = next((line.split(":", 1)[1].strip() for line in io.open("/proc/cpuinfo") if line.startswith("model name")), "?")
     with connection.cursor() as cursor:
@@ -327,8 +372,11 @@ def main() -> int:
     reset()
     parallel, parallel_elapsed = pipeline_parallel(args.workers, args.chunk_size)
     rounds = end_to_end(pairs, args.billed, args.chunk_size, args.billed_rounds)
-    billed_states = dict(UsageDetailRecord.objects.filter(source__startswith="BENCH-BILLED-").values_list("state")
-                         .annotate(n=Count("pk")).order_by())
+    billed_states = dict(UsageDetailRecord.objects.filter(source__startswith="BENCH-BILLED-").exclude(source="BENCH-BILLED-PARALLEL")
+                         .values_list("state").annotate(n=Count("pk")).order_by())
+    together = end_to_end_parallel(pairs, args.billed, args.chunk_size, args.workers) if args.workers > 1 else None
+    together_states = dict(UsageDetailRecord.objects.filter(source="BENCH-BILLED-PARALLEL").values_list("state")
+                           .annotate(n=Count("pk")).order_by())
     rate, reference_rate, scratch_rate = processed / elapsed, copied / copy_elapsed, copied / scratch_elapsed
     ratio, parallel_rate = rate / reference_rate, parallel / parallel_elapsed
     print(f"machine: {machine()}")
@@ -361,6 +409,13 @@ def main() -> int:
           f"ratio (reference time / pipeline time) {billed_ratio:.3f}  [target >= {TARGET_RATIO}] "
           f"{'OK' if billed_ratio >= TARGET_RATIO else 'BELOW TARGET'}; stricter ratio "
           f"{statistics.median(one.scratch_seconds / one.seconds for one in rounds):.3f}")
+    if together is not None:
+        together_rate = together.records / together.seconds
+        print(f"end to end with {args.workers} worker processes (one chunk of {args.chunk_size} each, one backlog), one round: "
+              f"{together.records} UDRs in {together.seconds:.3f}s = {together_rate:,.0f} UDRs/s  [target >= {TARGET_RATE:,}] "
+              f"{'OK' if together_rate >= TARGET_RATE else 'BELOW TARGET'}; reference (one connection's COPY of the "
+              f"{together.reference_rows} rows) {together.reference_seconds:.3f}s, ratio {together.ratio:.3f}  "
+              f"[target >= {TARGET_RATIO}] {'OK' if together.ratio >= TARGET_RATIO else 'BELOW TARGET'}; final states {together_states}")
     return 0
 
 

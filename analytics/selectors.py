@@ -353,10 +353,7 @@ def subscriber_insight_counts(*, first: date, last: date, segment: dict[str, str
             f"SELECT COUNT(*), COALESCE(SUM(CASE WHEN orders >= {int(NIGHT_BUYER_MIN_ORDERS)} "  # constants, not input
             f"AND night * {night_den} >= orders * {night_num} THEN 1 ELSE 0 END), 0) FROM ({inner}) per_customer", params)
         customers, night_buyers = cursor.fetchone()
-    drop_num, drop_den = AT_RISK_DROP.as_integer_ratio()
-    at_risk = (months.filter(month=last.replace(day=1), mrr__gt=0, before_seconds__gte=AT_RISK_MIN_SECONDS)
-               .alias(recent_scaled=F("recent_seconds") * drop_den, before_scaled=F("before_seconds") * drop_num)
-               .filter(recent_scaled__lt=F("before_scaled")).count())
+    at_risk = _members(months, last=last, kind="at_risk").count()
     return {"all": customers, "night_ppv_buyers": night_buyers, "at_risk": at_risk}
 
 

@@ -123,6 +123,12 @@ class SegmentMonth(Segment):
     def __str__(self) -> str:
         return f"{self.month:%Y-%m} {self.classification}/{self.country}/{self.channel}/{self.currency}: MRR {self.mrr}"
 
+    @classmethod
+    def sums(cls) -> dict[str, bool]:
+        """The summed columns (every one but the key), each with whether it is money."""
+        key = {"id", "month", *(field.name for field in Segment._meta.fields)}
+        return {field.name: isinstance(field, models.DecimalField) for field in cls._meta.concrete_fields if field.name not in key}
+
 
 class ViewingDay(models.Model):
     """Views, viewers, seconds watched and completions of one title on one screen and day."""

@@ -111,11 +111,6 @@ class MonthMetrics:
         return _ratio(self.churned + self.contraction - self.expansion - self.reactivation, self.mrr_at_start)
 
 
-_MONEY = ("mrr", "new", "expansion", "contraction", "churned", "reactivation", "recurring_revenue", "ppv_revenue",
-          "one_time_revenue")
-_MONTH_SUMS = (*_MONEY[:6], "customers", "customers_at_start", "new_customers", "churned_customers", *_MONEY[6:], "ppv_orders")
-
-
 def segment_choices() -> dict[str, list[str]]:
     """The values each segment filter offers (few distinct values; read from the segment
     months: the distinct combinations, split per filter)."""
@@ -128,7 +123,7 @@ def metrics_by_month(*, first: date, last: date, segment: dict[str, str] | None 
     """One row per month from ``first`` to ``last`` (months without rows give zeros), summed
     from the segment months (the monthly rollup's per-segment sums of the customer months)."""
     rows = (segment_months(segment=segment, currency=currency).filter(month__range=(first, last)).values("month").order_by()
-            .annotate(**{f"m_{name}": Sum(name, default=ZERO if name in _MONEY else 0) for name in _MONTH_SUMS}))
+            .annotate(**{f"m_{name}": Sum(name, default=ZERO if money else 0) for name, money in SegmentMonth.sums().items()}))
     # Sums of money in cents (SQLite returns a SUM of decimals with float digits: 8.39000000000000).
     by_month = {row["month"]: {key[2:]: _cents(value) if isinstance(value, Decimal) else value
                                for key, value in row.items() if key.startswith("m_")} for row in rows}

@@ -40,6 +40,7 @@ import random
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -270,25 +271,30 @@ def end_to_end(pairs: list[tuple[int, int]], count: int, chunk_size: int, rounds
     for number in range(1, rounds + 1):
         source = f"BENCH-BILLED-{number}"
         generate(billed_pairs, count, source=source)
-        # The reference COPYs into freshly vacuumed tables; so does the pipeline (autovacuum
-        # woken by the previous round's rows would otherwise share its CPUs).
-        with connection.cursor() as cursor:
-            for table in (TABLE, *CHARGE_TABLES):
-                cursor.execute(f'VACUUM ANALYZE "{table}"')
-        before = _id_tables()
-        connection.close()
-        started, processed = time.perf_counter(), 0
-        while done := udr_rating_claim_and_rate(chunk_size=chunk_size):
-            processed += done
-        elapsed = time.perf_counter() - started
-        after = _id_tables()
-        written = {table: after[table] - mark for table, mark in before.items() if after.get(table, 0) > mark}
-        where = {TABLE: f"source = '{source}'", **{table: f"id > {before[table]}" for table in written}}
-        scratch_copied, scratch_elapsed = reference_scratch(where)
-        copied, copy_elapsed = reference(where)
-        assert copied == scratch_copied
-        results.append(Round(processed, elapsed, written, copied, copy_elapsed, scratch_elapsed))
+        results.append(_timed_round(source, lambda: pipeline(chunk_size)[0]))
     return results
+
+
+def _timed_round(source: str, run: Callable[[], int]) -> Round:
+    """Time ``run()`` (it charges the records of ``source`` and returns how many), then the
+    references: COPYs of every row it wrote. The reference COPYs into freshly vacuumed
+    tables; so does the pipeline (autovacuum woken by a previous round's rows would
+    otherwise share its CPUs)."""
+    with connection.cursor() as cursor:
+        for table in (TABLE, *CHARGE_TABLES):
+            cursor.execute(f'VACUUM ANALYZE "{table}"')
+    before = _id_tables()
+    connection.close()
+    started = time.perf_counter()
+    processed = run()
+    elapsed = time.perf_counter() - started
+    after = _id_tables()
+    written = {table: after[table] - mark for table, mark in before.items() if after.get(table, 0) > mark}
+    where = {TABLE: f"source = '{source}'", **{table: f"id > {before[table]}" for table in written}}
+    scratch_copied, scratch_elapsed = reference_scratch(where)
+    copied, copy_elapsed = reference(where)
+    assert copied == scratch_copied
+    return Round(processed, elapsed, written, copied, copy_elapsed, scratch_elapsed)
 
 
 def _warm(chunk_size: int) -> int:
@@ -314,23 +320,8 @@ def end_to_end_parallel(pairs: list[tuple[int, int]], count: int, chunk_size: in
         generate(billed_pairs[:WARM_UP * workers], WARM_UP * workers, source="BENCH-PARALLEL-WARM-UP")
         connection.close()
         pool.map(_warm, [WARM_UP] * workers)
-        source = "BENCH-BILLED-PARALLEL"
-        generate(billed_pairs, workers * count, source=source)
-        with connection.cursor() as cursor:
-            for table in (TABLE, *CHARGE_TABLES):
-                cursor.execute(f'VACUUM ANALYZE "{table}"')
-        before = _id_tables()
-        connection.close()
-        started = time.perf_counter()
-        processed = sum(pool.map(_worker, [chunk_size] * workers))
-        elapsed = time.perf_counter() - started
-    after = _id_tables()
-    written = {table: after[table] - mark for table, mark in before.items() if after.get(table, 0) > mark}
-    where = {TABLE: f"source = '{source}'", **{table: f"id > {before[table]}" for table in written}}
-    scratch_copied, scratch_elapsed = reference_scratch(where)
-    copied, copy_elapsed = reference(where)
-    assert copied == scratch_copied
-    return Round(processed, elapsed, written, copied, copy_elapsed, scratch_elapsed)
+        generate(billed_pairs, workers * count, source="BENCH-BILLED-PARALLEL")
+        return _timed_round("BENCH-BILLED-PARALLEL", lambda: sum(pool.map(_worker, [chunk_size] * workers)))
 
 
 def machine() -> str:

@@ -237,18 +237,15 @@ def segment_months_write(month: date, *, account_month=AccountMonth, segment_mon
                         s_recurring_revenue=Sum("recurring_revenue", default=ZERO), s_ppv_revenue=Sum("ppv_revenue", default=ZERO),
                         s_one_time_revenue=Sum("one_time_revenue", default=ZERO), s_ppv_orders=Sum("ppv_orders", default=0)))
     # SQLite sums decimals as floats (8.390000000000001): back to cents, half up, as the dashboard rounds.
+    money = SegmentMonth.sums()
     rows = [segment_month(month=month, **{key: group[key] for key in SEGMENT_FIELDS},
                           **{key[2:]: Decimal(str(value)).quantize(CENT, rounding=ROUND_HALF_UP)
-                             if key[2:] in _MONEY_SUMS else value
+                             if money[key[2:]] else value
                              for key, value in group.items() if key.startswith("s_")})
             for group in groups]
     segment_month.objects.filter(month=month).delete()
     segment_month.objects.bulk_create(rows, batch_size=1000)
     return len(rows)
-
-
-_MONEY_SUMS = {"mrr", "new", "expansion", "contraction", "churned", "reactivation", "recurring_revenue", "ppv_revenue",
-               "one_time_revenue"}
 
 
 def analytics_month_rollup(*, month: date) -> list[AccountMonth]:

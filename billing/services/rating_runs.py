@@ -48,6 +48,7 @@ from catalogs.models import ContentTitle, Product, UsageServiceCatalog
 from catalogs.rating import RateQuote, operator_time_zone, rate_usage, usage_quotes_for, usage_service_quote
 from core.choices import LifecycleState
 from core.exceptions import ApplicationError
+from core.memory import cycle_collector_paused
 from core.sql import array_literal, fetch_all, fetch_together
 from core.sql import execute as sql_execute
 from subscriptions.models import Subscription, SubscriptionService
@@ -486,11 +487,12 @@ def udr_rating_claim_and_rate(*, chunk_size: int = DEFAULT_CHUNK, bill: bool = T
     rated or rejected (0: nothing was pending, or other workers hold the rest). On
     PostgreSQL rating and charging are one transaction (``_rate_and_charge_chunk``); on
     SQLite the chunk commits, then each subscription is billed as an order would be."""
-    if bill and connection.vendor == "postgresql":
-        result, left = _rate_and_charge_chunk(chunk_size)
-        udr_bill_due(subscription_ids=left)
+    with cycle_collector_paused():  # a chunk's objects are short-lived and acyclic (core.memory)
+        if bill and connection.vendor == "postgresql":
+            result, left = _rate_and_charge_chunk(chunk_size)
+            udr_bill_due(subscription_ids=left)
+            return len(result)
+        result = udr_rate_chunk(chunk_size=chunk_size)
+        if bill and result.subscription_ids:
+            udr_bill_due(subscription_ids=result.subscription_ids)
         return len(result)
-    result = udr_rate_chunk(chunk_size=chunk_size)
-    if bill and result.subscription_ids:
-        udr_bill_due(subscription_ids=result.subscription_ids)
-    return len(result)

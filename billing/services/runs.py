@@ -50,6 +50,7 @@ from accounts.models import AccountsReceivable, Classification
 from catalogs.models import PricePlan, PricePlanRate, Product
 from catalogs.pricing import PERIOD_MONTHS, months_add, price_plan_rate_for, promotion_applies_to, recurring_charge
 from core.choices import Channel
+from core.memory import cycle_collector_paused
 from core.models import AuditEntry
 from core.queueing import signature_queue, signature_queue_on_commit
 from core.refcache import reference_cached
@@ -748,7 +749,7 @@ def billing_run_plan(*, run: BillingRun, chunk_accounts: int = CHUNK_ACCOUNTS) -
 def billing_run_chunk_bill(*, run: BillingRun) -> BillingRunChunk | None:
     """Claim one PENDING chunk of the run (skipping chunks other workers hold) and bill its
     accounts in one transaction. Returns the chunk, or None when none is left to claim."""
-    with transaction.atomic():
+    with cycle_collector_paused(), transaction.atomic():  # a chunk's objects are short-lived (core.memory)
         chunk = (BillingRunChunk.objects.select_for_update(skip_locked=True)
                  .filter(run=run, state=BillingRunChunk.State.PENDING).order_by("first_account_id").first())
         if chunk is None:

@@ -329,3 +329,24 @@ def test_a_subscription_that_cannot_be_charged_with_the_others_is_billed_on_its_
 
     assert sorted(Invoice.objects.values_list("subscription", "currency", "gross_total")) == sorted([
         (usd.pk, "EUR", D("10.00")), (eur.pk, "EUR", D("10.00"))])  # one invoice per currency, as for an order
+
+
+def test_a_chunk_rates_with_the_cycle_collector_paused_and_restores_it(subscriber, monkeypatch):
+    """core.memory: the chunk's objects are left to reference counting; the collector is
+    back on once the chunk (rating and charging) is done."""
+    import gc
+
+    from billing.services import rating_runs
+
+    seen = []
+    claim = rating_runs._claim
+    monkeypatch.setattr(rating_runs, "_claim", lambda chunk_size: seen.append(gc.isenabled()) or claim(chunk_size))
+    record = ingest(subscriber)
+    was = gc.isenabled()
+    gc.enable()
+    try:
+        assert udr_rating_claim_and_rate() == 1
+        assert seen == [False] and gc.isenabled()
+    finally:
+        (gc.enable if was else gc.disable)()
+    assert rated(record)[0] in ("RATED", "BILLED")

@@ -324,7 +324,9 @@ def main() -> None:
                         ("mrr-breakdown by plan", "mrr-breakdown/?dimension=plan"),
                         (f"cohorts ({args.months} months)", f"cohorts/?{whole}"),
                         ("customer-value", f"customer-value/?account={number}"),
-                        ("insights, at risk", "insights/?kind=at_risk"),
+                        ("insights, at risk (first page)", "insights/?kind=at_risk"),
+                        ("insights, all customers (first page)", "insights/?kind=all"),
+                        ("insights, all customers (page 100)", "insights/?kind=all&page=100"),
                         ("top-titles (30 days)", "top-titles/")):
         median, p95 = latencies(api, f"/api/v1/analytics/{path}", args.repeat)
         print(f"  {label:<40} median {median:6.0f} ms, p95 {p95:6.0f} ms ({verdict(p95)})", flush=True)

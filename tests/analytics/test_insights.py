@@ -11,9 +11,12 @@ from decimal import Decimal
 import pytest
 import time_machine
 from django.test import Client
+from rest_framework.test import APIClient
 
 from analytics.models import AccountViewingDay
-from analytics.selectors import subscriber_insight_counts, subscriber_insights
+from accounts.models import AccountsReceivable
+from analytics.api.serializers import SubscriberInsightSerializer
+from analytics.selectors import INSIGHT_SEGMENTS, insight_members, subscriber_insight_counts, subscriber_insights
 from analytics.services.rollups import analytics_rollup
 from analytics.services.viewing import viewing_day_rollup
 from catalogs.models import ContentTitle
@@ -100,3 +103,33 @@ def test_marketing_exports_a_segment_as_csv(watched, marketing_user):
     assert response.status_code == 200
     assert rows[0][:3] == ["account", "classification", "orders"]
     assert [(row[0], row[5], row[6], row[-1]) for row in rows[1:]] == [(watched["anna"].number, "3.2", "Comedy", "True")]
+
+
+def test_the_members_are_the_customers_with_rows_in_their_order(watched):
+    # What the API pages through: exactly the accounts subscriber_insights has rows for
+    for segment in ({}, {"classification": "Normal"}, {"channel": "PORTAL"}, {"channel": "CALL_CENTER"}):
+        for kind in INSIGHT_SEGMENTS:
+            members = insight_members(first=JAN, last=MAY, segment=segment, kind=kind)
+            numbers = dict(AccountsReceivable.objects.filter(pk__in=members).values_list("pk", "number"))
+            assert [numbers[pk] for pk in members] == [
+                row["account"] for row in subscriber_insights(first=JAN, last=MAY, segment=segment, kind=kind)], (segment, kind)
+
+
+def test_the_staff_api_pages_through_the_same_rows(watched, marketing_user):
+    client = APIClient()
+    client.force_login(marketing_user)
+    for kind in INSIGHT_SEGMENTS:
+        expected = [dict(row) for row in SubscriberInsightSerializer(
+            subscriber_insights(first=JAN, last=MAY, kind=kind), many=True).data]
+        pages, url = [], f"/api/v1/analytics/insights/?first=2026-01&last=2026-05&kind={kind}&page_size=3"
+        while url:
+            response = client.get(url)
+            assert response.status_code == 200
+            pages.append(response.json())
+            url = pages[-1]["next"]
+        assert {page["count"] for page in pages} == {len(expected)}
+        assert [row for page in pages for row in page["results"]] == expected, kind
+    assert len(pages) == 1 and pages[0]["count"] == 1  # at risk: Anna
+    assert len(expected) == 1 and expected[0]["account"] == watched["anna"].number
+    everyone = client.get("/api/v1/analytics/insights/?first=2026-01&last=2026-05&page_size=3").json()
+    assert (everyone["count"], len(everyone["results"]), everyone["next"] is not None) == (4, 3, True)

@@ -8,6 +8,10 @@ collections and one or two full ones, each walking every object the chunk still 
 Measured in ``bench/rating.py``'s process (start-up objects frozen, as Celery pool
 processes freeze theirs, ``config.celery``): 60–85 ms of a ~0.5 s instant-billing chunk.
 
+The analytics monthly rollup is the same case at a larger scale: a model instance per
+service and customer of the month (~1.1 million at 55,000 customers), all alive until the
+month is written.
+
 ``cycle_collector_paused`` switches the collector off for the chunk and back on after it
 (if it was on): the chunk's few cyclic leftovers wait for the next collection, which the
 allocations counted during the chunk set off soon after. Memory is bounded by one chunk's

@@ -23,6 +23,7 @@ from django.utils import timezone
 from accounts.models import AccountsReceivable, Address
 from billing.models import CreditNoteLine, Invoice, InvoiceLine, PromotionGrant, RevenueRecognition, UsageDetailRecord
 from catalogs.pricing import months_add
+from core.memory import cycle_collector_paused
 from subscriptions.models import SubscriptionAction, SubscriptionService
 
 from ..models import AccountMonth, AccountViewingDay, MrrSnapshot, SegmentMonth
@@ -259,7 +260,10 @@ def analytics_month_rollup(*, month: date) -> list[AccountMonth]:
             cache[key] = _segments(account_ids)
         return cache[key]
 
-    with transaction.atomic():
+    # A month's rollup builds a model instance per service and customer (~1.1 million at
+    # 55,000 customers), all alive until it is written: the cycle collector's passes
+    # would walk them again and again for nothing to collect (core.memory).
+    with cycle_collector_paused(), transaction.atomic():
         snapshots = _snapshots(month, segments_for)
         _replace(MrrSnapshot, month, snapshots, ["month", "service"],
                  ["subscription", "account", "product", "price_plan", "mrr", *SEGMENT_FIELDS])

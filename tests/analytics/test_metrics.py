@@ -182,3 +182,24 @@ def test_segment_months_are_replaced_with_their_month_and_refilled_by_the_migrat
         segment_months_write(month)
     assert sorted(SegmentMonth.objects.values_list("month", "classification", "country", "channel", "currency", "mrr",
                                                    "customers", "ppv_revenue")) == written
+
+
+def test_a_month_rolls_up_with_the_cycle_collector_paused_and_restores_it(billing_scheme, monkeypatch):
+    """core.memory: the month's instances live until it is written; the collector is back
+    on after it, and the month's figures are the same."""
+    import gc
+
+    from analytics.services import rollups
+
+    build(billing_scheme)
+    seen = []
+    snapshots = rollups._snapshots
+    monkeypatch.setattr(rollups, "_snapshots", lambda month, segments_for: seen.append(gc.isenabled()) or snapshots(month, segments_for))
+    was = gc.isenabled()
+    gc.enable()
+    try:
+        rows = rollups.analytics_month_rollup(month=date(2026, 3, 1))
+        assert seen == [False] and gc.isenabled()
+    finally:
+        (gc.enable if was else gc.disable)()
+    assert rows and AccountMonth.objects.filter(month=date(2026, 3, 1)).count() == len(rows)

@@ -10,7 +10,8 @@ processes freeze theirs, ``config.celery``): 60–85 ms of a ~0.5 s instant-bill
 
 The analytics monthly rollup is the same case at a larger scale: a model instance per
 service and customer of the month (~1.1 million at 55,000 customers), all alive until the
-month is written.
+month is written; so are the viewing rollup (the days' views) and the recommendations
+rebuild (every customer's interactions).
 
 ``cycle_collector_paused`` switches the collector off for the chunk and back on after it
 (if it was on): the chunk's few cyclic leftovers wait for the next collection, which the

@@ -30,6 +30,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from billing.models import UsageDetailRecord
+from core.memory import cycle_collector_paused
 
 from ..models import AccountViewingDay, TitlePopularity, TitleSimilarity
 
@@ -189,6 +190,11 @@ def recommendations_rebuild(*, today: date | None = None) -> Rebuilt:
     """Recompute the title similarities (from the last ``WINDOW_DAYS``) and this week's
     popularity, replacing the tables in one transaction (idempotent)."""
     today = today or timezone.localdate()
+    with cycle_collector_paused():  # every customer's interactions live until the end (core.memory)
+        return _rebuild(today)
+
+
+def _rebuild(today: date) -> Rebuilt:
     interactions = interactions_load(since=today - timedelta(days=WINDOW_DAYS - 1), until=today)
     similar = similarities_compute(baskets=_baskets(interactions))
     popular = _popularity(interactions, since=today - timedelta(days=POPULAR_DAYS - 1))

@@ -22,6 +22,7 @@ from datetime import date, datetime, time, timedelta
 from django.db import transaction
 from django.utils import timezone
 
+from core.memory import cycle_collector_paused
 from subscriptions.models import ViewingEvent
 
 from ..models import AccountViewingDay, ViewingDay
@@ -164,7 +165,8 @@ def viewing_rollup(*, through: date, days: int = 2) -> list[date]:
     """The last ``days`` days through ``through`` (yesterday's late events are caught up),
     from one read of their events; each day is written in its own transaction."""
     first = through - timedelta(days=days - 1)
-    walked = _views(first, through)
-    for day in sorted(walked):
-        _day_write(day, walked[day])
+    with cycle_collector_paused():  # the days' views live until written (core.memory)
+        walked = _views(first, through)
+        for day in sorted(walked):
+            _day_write(day, walked[day])
     return sorted(walked)

@@ -203,3 +203,24 @@ def test_a_month_rolls_up_with_the_cycle_collector_paused_and_restores_it(billin
     finally:
         (gc.enable if was else gc.disable)()
     assert rows and AccountMonth.objects.filter(month=date(2026, 3, 1)).count() == len(rows)
+
+
+@pytest.mark.parametrize("module, inner, run", [
+    ("viewing", "_views", lambda module: module.viewing_rollup(through=date(2026, 5, 31))),
+    ("recommendations", "interactions_load", lambda module: module.recommendations_rebuild(today=date(2026, 5, 31))),
+])
+def test_the_viewing_rollup_and_the_recommendations_rebuild_pause_the_collector(module, inner, run, monkeypatch):
+    import gc
+    import importlib
+
+    target = importlib.import_module(f"analytics.services.{module}")
+    seen = []
+    original = getattr(target, inner)
+    monkeypatch.setattr(target, inner, lambda *args, **kwargs: seen.append(gc.isenabled()) or original(*args, **kwargs))
+    was = gc.isenabled()
+    gc.enable()
+    try:
+        run(target)
+        assert seen == [False] and gc.isenabled()
+    finally:
+        (gc.enable if was else gc.disable)()

@@ -229,7 +229,28 @@ def report(results: list, start: float, *, what: str, ok_status: int, rate: floa
     print(f"latency ms (from when due): p50 {p50:.1f}  p95 {p95:.1f}  p99 {p99:.1f}  max {max(latencies, default=0):.1f}  "
           f"[target p99 < {target_p99_ms:g}] {'OK' if p99 < target_p99_ms else 'BELOW TARGET'}")
     print(f"errors: {sum(errors.values())} {errors if errors else ''}", flush=True)
+    episodes = slow_episodes([(due - start, (done - due) * 1000) for due, done in ok], over_ms=target_p99_ms)
+    if episodes:
+        shown = ", ".join(f"{first:.1f}–{last:.1f} s ({count}, max {worst:.0f} ms)" for first, last, worst, count in episodes[:8])
+        print(f"over {target_p99_ms:g} ms: {sum(e[3] for e in episodes)} requests in {len(episodes)} stretch(es), "
+              f"by when they were due: {shown}{' …' if len(episodes) > 8 else ''}", flush=True)
     return len(ok), sum(errors.values())
+
+
+def slow_episodes(timings: list[tuple[float, float]], *, over_ms: float, gap_s: float = 0.3) -> list[tuple]:
+    """The requests slower than ``over_ms``, grouped into stretches (due within ``gap_s`` of
+    the previous slow one): (first due s, last due s, slowest ms, count). One short stretch
+    is a stall (a collection, the host); slow requests all along are a CPU short of work."""
+    episodes: list[list] = []
+    for due, ms in sorted(timings):
+        if ms <= over_ms:
+            continue
+        if episodes and due - episodes[-1][1] < gap_s:
+            episode = episodes[-1]
+            episode[1], episode[2], episode[3] = due, max(episode[2], ms), episode[3] + 1
+        else:
+            episodes.append([due, due, ms, 1])
+    return [tuple(episode) for episode in episodes]
 
 
 # --- where the CPU went ------------------------------------------------------------------
@@ -262,7 +283,22 @@ def cpu_snapshot() -> dict[int, tuple[str, float]]:
         else:
             group = "other"
         found[int(entry)] = (group, seconds)
+    found[STEAL] = ("steal", _steal_seconds())
     return found
+
+
+STEAL = -1  # cpu_snapshot's key for the host's steal time (no process has this pid)
+
+
+def _steal_seconds() -> float:
+    """CPU time the hypervisor gave to others while this machine's CPUs wanted it (the
+    ``steal`` column of ``/proc/stat``): a latency spike with steal beside it is the host's."""
+    try:
+        with open("/proc/stat") as stat_file:
+            fields = stat_file.readline().split()
+        return int(fields[8]) / _CLOCK_TICKS
+    except (OSError, IndexError, ValueError):
+        return 0.0
 
 
 def cpu_report(before: dict, after: dict, requests: int) -> None:
@@ -271,10 +307,12 @@ def cpu_report(before: dict, after: dict, requests: int) -> None:
     used: dict[str, float] = {}
     for pid, (group, seconds) in after.items():
         used[group] = used.get(group, 0.0) + seconds - before.get(pid, (group, 0.0))[1]
+    steal = used.pop("steal", 0.0)
     if requests:
         parts = ", ".join(f"{group} {used.get(group, 0.0) / requests * 1000:.2f}"
                           for group in ("server", "postgres", "load generator", "other"))
-        print(f"CPU ms per request: {parts}; total {sum(used.values()) / requests * 1000:.2f}", flush=True)
+        print(f"CPU ms per request: {parts}; total {sum(used.values()) / requests * 1000:.2f}; "
+              f"host steal during the run {steal * 1000:.0f} ms", flush=True)
 
 
 def machine(connection) -> str:

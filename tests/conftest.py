@@ -36,6 +36,31 @@ def _reference_data(request):
 
 
 @pytest.fixture
+def collector_on():
+    """Python's cycle collector switched on for the test, as it was after (core.memory)."""
+    import gc
+
+    was = gc.isenabled()
+    gc.enable()
+    yield
+    (gc.enable if was else gc.disable)()
+
+
+@pytest.fixture
+def collector_watch(collector_on, monkeypatch):
+    """``watch(module, name)``: record, each time ``module.name`` is called, whether the
+    cycle collector was on; returns the list it appends to."""
+    import gc
+
+    def watch(module, name: str) -> list[bool]:
+        seen, original = [], getattr(module, name)
+        monkeypatch.setattr(module, name, lambda *args, **kwargs: seen.append(gc.isenabled()) or original(*args, **kwargs))
+        return seen
+
+    return watch
+
+
+@pytest.fixture
 def api_client() -> APIClient:
     return APIClient()
 

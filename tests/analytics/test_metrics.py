@@ -184,7 +184,7 @@ def test_segment_months_are_replaced_with_their_month_and_refilled_by_the_migrat
                                                    "customers", "ppv_revenue")) == written
 
 
-def test_a_month_rolls_up_with_the_cycle_collector_paused_and_restores_it(billing_scheme, monkeypatch):
+def test_a_month_rolls_up_with_the_cycle_collector_paused_and_restores_it(billing_scheme, collector_watch):
     """core.memory: the month's instances live until it is written; the collector is back
     on after it, and the month's figures are the same."""
     import gc
@@ -192,16 +192,11 @@ def test_a_month_rolls_up_with_the_cycle_collector_paused_and_restores_it(billin
     from analytics.services import rollups
 
     build(billing_scheme)
-    seen = []
-    snapshots = rollups._snapshots
-    monkeypatch.setattr(rollups, "_snapshots", lambda month, segments_for: seen.append(gc.isenabled()) or snapshots(month, segments_for))
-    was = gc.isenabled()
-    gc.enable()
-    try:
-        rows = rollups.analytics_month_rollup(month=date(2026, 3, 1))
-        assert seen == [False] and gc.isenabled()
-    finally:
-        (gc.enable if was else gc.disable)()
+    seen = collector_watch(rollups, "_snapshots")
+
+    rows = rollups.analytics_month_rollup(month=date(2026, 3, 1))
+
+    assert seen == [False] and gc.isenabled()
     assert rows and AccountMonth.objects.filter(month=date(2026, 3, 1)).count() == len(rows)
 
 
@@ -209,18 +204,13 @@ def test_a_month_rolls_up_with_the_cycle_collector_paused_and_restores_it(billin
     ("viewing", "_views", lambda module: module.viewing_rollup(through=date(2026, 5, 31))),
     ("recommendations", "interactions_load", lambda module: module.recommendations_rebuild(today=date(2026, 5, 31))),
 ])
-def test_the_viewing_rollup_and_the_recommendations_rebuild_pause_the_collector(module, inner, run, monkeypatch):
+def test_the_viewing_rollup_and_the_recommendations_rebuild_pause_the_collector(module, inner, run, collector_watch):
     import gc
     import importlib
 
     target = importlib.import_module(f"analytics.services.{module}")
-    seen = []
-    original = getattr(target, inner)
-    monkeypatch.setattr(target, inner, lambda *args, **kwargs: seen.append(gc.isenabled()) or original(*args, **kwargs))
-    was = gc.isenabled()
-    gc.enable()
-    try:
-        run(target)
-        assert seen == [False] and gc.isenabled()
-    finally:
-        (gc.enable if was else gc.disable)()
+    seen = collector_watch(target, inner)
+
+    run(target)
+
+    assert seen == [False] and gc.isenabled()

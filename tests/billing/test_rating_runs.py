@@ -331,22 +331,16 @@ def test_a_subscription_that_cannot_be_charged_with_the_others_is_billed_on_its_
         (usd.pk, "EUR", D("10.00")), (eur.pk, "EUR", D("10.00"))])  # one invoice per currency, as for an order
 
 
-def test_a_chunk_rates_with_the_cycle_collector_paused_and_restores_it(subscriber, monkeypatch):
+def test_a_chunk_rates_with_the_cycle_collector_paused_and_restores_it(subscriber, collector_watch):
     """core.memory: the chunk's objects are left to reference counting; the collector is
     back on once the chunk (rating and charging) is done."""
     import gc
 
     from billing.services import rating_runs
 
-    seen = []
-    claim = rating_runs._claim
-    monkeypatch.setattr(rating_runs, "_claim", lambda chunk_size: seen.append(gc.isenabled()) or claim(chunk_size))
+    seen = collector_watch(rating_runs, "_claim")
     record = ingest(subscriber)
-    was = gc.isenabled()
-    gc.enable()
-    try:
-        assert udr_rating_claim_and_rate() == 1
-        assert seen == [False] and gc.isenabled()
-    finally:
-        (gc.enable if was else gc.disable)()
+
+    assert udr_rating_claim_and_rate() == 1
+    assert seen == [False] and gc.isenabled()
     assert rated(record)[0] in ("RATED", "BILLED")

@@ -7,14 +7,6 @@ import pytest
 from core.memory import cycle_collector_paused
 
 
-@pytest.fixture
-def collector_on():
-    was = gc.isenabled()
-    gc.enable()
-    yield
-    (gc.enable if was else gc.disable)()
-
-
 def test_the_collector_is_off_inside_and_on_again_after(collector_on):
     with cycle_collector_paused():
         assert not gc.isenabled()
